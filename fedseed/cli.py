@@ -1,0 +1,79 @@
+"""The `fedseed` command: simulate, export, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fedseed.config import ConfigError
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from fedseed.config import load_config
+    from fedseed.simulations.inline import simulate
+
+    cfg = load_config(args.config, args.set)
+    summary = simulate(cfg, args.out, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fedseed.replay import export_checkpoint
+
+    target = export_checkpoint(args.run, args.round, args.out)
+    print(f"wrote Hugging Face checkpoint to {target}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from fedseed.roundlog import RoundLog
+
+    log = RoundLog.open_existing(args.run)
+    try:
+        print(f"strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, rounds {log.last_round()}")
+        print(f"layout fingerprint {log.meta('fingerprint')}")
+        for m in log.metrics():
+            print(json.dumps(m))
+    finally:
+        log.close()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedseed", description="Federated fine-tuning that exchanges seeds and scalars.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("simulate", help="run N virtual clients in one process")
+    s.add_argument("config", help="a TOML run configuration")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set run.rounds=5 (repeatable)")
+    s.add_argument("--out", help="output folder (default: run.out of the config)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_simulate)
+    e = sub.add_parser("export", help="write a round of a run as a Hugging Face checkpoint")
+    e.add_argument("run", help="a run folder (or its log.sqlite)")
+    e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
+    e.add_argument("--out", required=True, help="output folder")
+    e.set_defaults(func=_export)
+    i = sub.add_parser("info", help="print a run's log: strategy, fingerprint, per-round metrics")
+    i.add_argument("run")
+    i.set_defaults(func=_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"fedseed: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"fedseed: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

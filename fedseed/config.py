@@ -1,0 +1,191 @@
+"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval] tables,
+checked key by key; any error names the key it is about."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedseed.strategies import strategy_class
+from fedseed.strategies.base import StrategyConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message names the offending key."""
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    rounds: int = 10
+    out: str = "runs/run"
+
+
+@dataclass
+class ModelSection:
+    name: str = "tiny-random-llama"
+    trainable: list = field(default_factory=list)  # regexes over parameter names; empty = all
+    backend: str = "compiled"
+    device: str = "cpu"
+    max_length: int = 128
+    threads: int = 0  # 0 = torch's default
+
+
+@dataclass
+class DataSection:
+    source: str = "sentiment"
+    path: str = ""
+    label_words: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    eval_size: int = 300
+    partition: str = "dirichlet"
+    alpha: float = 0.5
+    max_train: int = 0  # 0 = all training examples
+
+
+@dataclass
+class FederationSection:
+    num_clients: int = 20
+    clients_per_round: int = 5
+    batch_size: int = 16
+
+
+@dataclass
+class EvalSection:
+    every: int = 5
+    batch_size: int = 32
+
+
+@dataclass
+class Config:
+    run: RunSection
+    model: ModelSection
+    data: DataSection
+    federation: FederationSection
+    strategy: StrategyConfig
+    eval: EvalSection
+
+
+SECTIONS = {"run": RunSection, "model": ModelSection, "data": DataSection, "federation": FederationSection,
+            "eval": EvalSection}
+
+
+def _check_type(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"config key '{key}' must be {type(default).__name__}, got {type(value).__name__} "
+                          f"({value!r})")
+    return value
+
+
+def _fill(cls: type, table: Any, section: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"config key '{section}' must be a table")
+    obj = cls()
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key '{section}.{key}'")
+        setattr(obj, key, _check_type(f"{section}.{key}", value, getattr(obj, key)))
+    return obj
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: TOML syntax when it parses (numbers, booleans, lists, quoted strings), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(doc: dict, overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        section, _, name = key.strip().partition(".")
+        doc.setdefault(section, {})
+        if not isinstance(doc[section], dict):
+            raise ConfigError(f"config key '{section}' must be a table")
+        doc[section][name] = parse_value(text.strip())
+
+
+def build_config(doc: dict) -> Config:
+    for section in doc:
+        if section not in SECTIONS and section != "strategy":
+            raise ConfigError(f"unknown config section '{section}'")
+    parts = {name: _fill(cls, doc.get(name, {}), name) for name, cls in SECTIONS.items()}
+    strat_table = doc.get("strategy", {})
+    if not isinstance(strat_table, dict):
+        raise ConfigError("config key 'strategy' must be a table")
+    name = strat_table.get("name", "fedkseed")
+    try:
+        cls = strategy_class(name).config_class
+    except ValueError as e:
+        raise ConfigError(f"config key 'strategy.name': {e}") from None
+    strategy = _fill(cls, strat_table, "strategy")
+    cfg = Config(strategy=strategy, **parts)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    try:
+        cfg.strategy.validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    checks = [
+        ("run.rounds", cfg.run.rounds >= 1, "must be >= 1"),
+        ("federation.num_clients", cfg.federation.num_clients >= 1, "must be >= 1"),
+        ("federation.clients_per_round", 1 <= cfg.federation.clients_per_round <= cfg.federation.num_clients,
+         "must be between 1 and federation.num_clients"),
+        ("federation.batch_size", cfg.federation.batch_size >= 1, "must be >= 1"),
+        ("model.backend", cfg.model.backend in ("eager", "compiled"), "must be 'eager' or 'compiled'"),
+        ("model.max_length", cfg.model.max_length >= 8, "must be >= 8"),
+        ("data.eval_size", cfg.data.eval_size >= 1, "must be >= 1"),
+        ("eval.every", cfg.eval.every >= 1, "must be >= 1"),
+    ]
+    for key, ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"config key '{key}' {msg}")
+    if cfg.data.source == "jsonl" and not pathlib.Path(cfg.data.path).is_file():
+        raise ConfigError(f"config key 'data.path': file {cfg.data.path!r} does not exist")
+    name = cfg.model.name
+    if name not in ("tiny-random-llama", "smollm2-135m-instruct") and not pathlib.Path(name).is_dir():
+        raise ConfigError(f"config key 'model.name': {name!r} is neither a built-in model nor a folder")
+
+
+def load_config(path: str, overrides: list[str] | None = None) -> Config:
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    apply_overrides(doc, overrides or [])
+    data = doc.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:
+        candidate = p.parent / data["path"]  # a relative data path is relative to the config file
+        if not pathlib.Path(data["path"]).is_absolute() and candidate.is_file():
+            data["path"] = str(candidate)
+    return build_config(doc)
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Datasets (JSONL and built-in loaders), client partitions and batching."""

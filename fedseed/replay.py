@@ -1,0 +1,68 @@
+"""Rebuilding weights from base + log: materialise any round, catch up after missed rounds, export."""
+
+from __future__ import annotations
+
+import pathlib
+
+import torch
+
+from fedseed.directions import DirectionEngine
+from fedseed.layout import build_layout, model_checksum
+from fedseed.models import LoadedModel, load_model
+from fedseed.roundlog import RoundLog, merged_seed_coefs
+from fedseed.state import FlatState
+from fedseed.strategies.base import GlobalUpdate
+
+
+def catch_up(state: FlatState, updates: list[GlobalUpdate]) -> None:
+    """Apply many rounds at once: seed updates merged per (seed, range), dense ones summed; bit-identical to
+    applying them one by one because the state is exact fixed point."""
+    seeded = [u for u in updates if u.dense is None]
+    for u in updates:
+        if u.dense is not None:
+            state.delta.add_(torch.round(torch.from_numpy(u.dense).to(torch.float64) * 2.0**48)
+                             .to(torch.int64).to(state.device))
+    if seeded:
+        kind, merged = merged_seed_coefs(seeded)
+        for seed, lo, hi, c in merged:
+            lo, hi = (0, state.layout.size) if lo < 0 else (lo, hi)
+            state.engine.accumulate(state.delta[lo:hi], lo, seed, c, kind)
+    state.restore()
+
+
+def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") -> tuple[LoadedModel, FlatState]:
+    """The run's base model with its flat state at round 0, after checking the layout fingerprint."""
+    cfg = log.meta("config")
+    lm = load_model(cfg["model"]["name"], device)
+    layout = build_layout(lm.model, cfg["model"]["trainable"] or None, model_checksum(lm.model))
+    if layout.fingerprint() != log.meta("fingerprint"):
+        raise ValueError("the base model's layout fingerprint differs from the run's: wrong model or weights")
+    return lm, FlatState(lm.model, layout, DirectionEngine(backend))
+
+
+def materialize_round(log: RoundLog, round_idx: int, backend: str = "compiled",
+                      device: str = "cpu") -> tuple[LoadedModel, FlatState]:
+    last = log.last_round()
+    if not 0 <= round_idx <= last:
+        raise ValueError(f"round {round_idx} is outside the log's rounds 0..{last}")
+    lm, state = open_state(log, backend, device)
+    catch_up(state, list(log.updates(1, round_idx)))
+    if round_idx and state.checksum() != log.checksum(round_idx):
+        raise ValueError(f"weights rebuilt for round {round_idx} do not match the logged checksum")
+    return lm, state
+
+
+def export_checkpoint(run: str, round_idx: int | None, out: str) -> pathlib.Path:
+    """Write round `round_idx` (default: last) of a run as a Hugging Face checkpoint folder."""
+    log = RoundLog.open_existing(run)
+    try:
+        r = log.last_round() if round_idx is None else round_idx
+        lm, _ = materialize_round(log, r)
+    finally:
+        log.close()
+    target = pathlib.Path(out)
+    for p in lm.model.parameters():
+        p.data = p.data.clone()  # views into one flat buffer share storage, which safetensors refuses
+    lm.model.save_pretrained(target)
+    lm.tokenizer.save_pretrained(target)
+    return target

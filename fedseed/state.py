@@ -1,0 +1,78 @@
+"""The model's trainable weights as one flat buffer, and the global state as base + exact fixed-point delta.
+
+``w`` (fp32) is what the model computes with: every trainable parameter is a view into it. ``w0`` is the base
+model's weights and ``delta`` (int64, units of 2**-48) the sum of every applied global update, so the global
+weights are always ``w = w0 + float32(delta) * 2**-48`` -- a pure function of (base, delta). Local work
+(perturbations, local steps) changes ``w`` only and is discarded exactly by re-materialising.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from fedseed.directions import DirectionEngine, coef_to_int
+from fedseed.layout import Layout
+
+
+class FlatState:
+    def __init__(self, model: torch.nn.Module, layout: Layout, engine: DirectionEngine) -> None:
+        params = dict(model.named_parameters())
+        device = next(iter(params.values())).device
+        self.layout = layout
+        self.engine = engine
+        self.model = model
+        self.w = torch.zeros(layout.size, dtype=torch.float32, device=device)
+        for slot in layout.slots:
+            p = params[slot.name]
+            if p.dtype != torch.float32:
+                raise ValueError(f"parameter {slot.name} is {p.dtype}; master weights must be float32")
+            view = self.w[slot.offset:slot.offset + slot.numel].view(slot.shape)
+            view.copy_(p.data)
+            p.data = view  # the model now computes with the flat buffer
+        self.w0 = self.w.clone()
+        self.delta = torch.zeros(layout.size, dtype=torch.int64, device=device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.w.device
+
+    def restore(self) -> None:
+        """Discard local work: w = w0 + delta."""
+        self.engine.materialize(self.w, self.w0, self.delta)
+
+    def apply_seeds(self, seeds: np.ndarray, coef_ints: np.ndarray, kind: str,
+                    starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None:
+        """delta += sum_k coef_k z(seed_k) (on [start_k, stop_k) when given), then re-materialise w."""
+        for k, (seed, c) in enumerate(zip(seeds.tolist(), coef_ints.tolist())):
+            lo = 0 if starts is None else int(starts[k])
+            hi = self.layout.size if stops is None else int(stops[k])
+            self.engine.accumulate(self.delta[lo:hi], lo, int(seed), int(c), kind)
+        self.restore()
+
+    def apply_dense(self, update: torch.Tensor) -> None:
+        """delta += round(update / 2**-48) elementwise (the first-order baseline's dense update)."""
+        ints = torch.round(update.to(torch.float64) * 2.0**48).to(torch.int64)
+        self.delta.add_(ints.to(self.device))
+        self.restore()
+
+    def checksum(self) -> str:
+        """blake2b of the materialised trainable weights (the state every party must agree on)."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.w.detach().to("cpu").numpy().tobytes())
+        return h.hexdigest()
+
+    def delta_digest(self) -> str:
+        return hashlib.blake2b(self.delta.to("cpu").numpy().tobytes(), digest_size=16).hexdigest()
+
+    def slot_range(self, name: str) -> tuple[int, int]:
+        for s in self.layout.slots:
+            if s.name == name:
+                return s.offset, s.offset + s.padded
+        raise KeyError(name)
+
+
+def coef_ints(coefs: np.ndarray, kind: str) -> np.ndarray:
+    return np.asarray([coef_to_int(float(c), kind) for c in coefs], dtype=np.int64)

@@ -1,0 +1,171 @@
+"""The one small interface every strategy implements, and the messages it exchanges.
+
+A strategy object is shared by the coordinator and the clients: ``configure_round`` (coordinator) names the
+round's clients and broadcast settings, ``local_work`` (client) turns local data into a few encoded scalars,
+``aggregate`` (coordinator) turns the clients' scalars into a ``GlobalUpdate`` of (seed, coefficient) pairs,
+and ``apply`` (every party) folds that update into its own exact fixed-point state.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from fedseed import rng_spec
+from fedseed.codecs import check_codec
+from fedseed.directions import coef_to_int
+from fedseed.objective import Batch, Objective
+from fedseed.state import FlatState
+
+HEADER_BYTES = 16  # round, client/flags and lengths: the fixed part of every message
+
+
+@dataclass
+class StrategyConfig:
+    """Settings shared by all strategies ([strategy] table); subclasses add their own."""
+
+    name: str = "fedkseed"
+    lr: float = 1e-5
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    eps: float = 1e-3
+    direction: str = "rademacher"
+    local_steps: int = 10
+    codec: str = "fp32"
+    equal_weight: bool = False
+
+    def validate(self) -> None:
+        rng_spec.check_kind(self.direction)
+        check_codec(self.codec)
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise ValueError(f"strategy.lr_schedule: unknown schedule {self.lr_schedule!r}")
+        for name in ("lr", "eps"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"strategy.{name} must be a finite number >= 0, got {v}")
+        if self.local_steps < 1:
+            raise ValueError(f"strategy.local_steps must be >= 1, got {self.local_steps}")
+
+    @classmethod
+    def keys(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass
+class RoundPlan:
+    round: int
+    clients: list[int]
+    lr: float
+    broadcast: dict = field(default_factory=dict)  # strategy-specific arrays every client receives
+    broadcast_bytes: int = 0
+
+
+@dataclass
+class ClientResult:
+    round: int
+    client: int
+    payload: bytes  # the encoded scalars (and any small strategy fields), exactly what goes on the wire
+    num_samples: int
+    train_loss: float
+    skipped_steps: int = 0
+
+    @property
+    def wire_bytes(self) -> int:
+        return HEADER_BYTES + len(self.payload)
+
+
+@dataclass
+class GlobalUpdate:
+    """sum_k coef_k z(seed_k) over [start_k, stop_k) (whole buffer when absent), or a dense delta."""
+
+    round: int
+    kind: str
+    seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    coefs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # the canonical fp32 values
+    starts: np.ndarray | None = None
+    stops: np.ndarray | None = None
+    pool_indices: np.ndarray | None = None  # when seeds come from a shared pool, indices travel instead
+    dense: np.ndarray | None = None  # float32, first-order baseline only
+
+    def coef_ints(self) -> np.ndarray:
+        return np.asarray([coef_to_int(float(c), self.kind) for c in self.coefs], dtype=np.int64)
+
+    def wire_bytes(self) -> int:
+        n = len(self.coefs)
+        if self.pool_indices is not None:
+            per = 2 + 4
+        else:
+            per = 8 + 4 + (8 if self.starts is not None else 0)
+        dense = 0 if self.dense is None else 4 * self.dense.size
+        return HEADER_BYTES + n * per + dense
+
+    def apply_to(self, state: FlatState) -> None:
+        if self.dense is not None:
+            state.apply_dense(torch.from_numpy(self.dense))
+        else:
+            state.apply_seeds(self.seeds, self.coef_ints(), self.kind, self.starts, self.stops)
+
+
+@dataclass
+class LocalContext:
+    """What a client's local work may touch: its state, objective, and a deterministic batch stream."""
+
+    state: FlatState
+    objective: Objective
+    next_batch: Callable[[], Batch]
+    num_samples: int
+
+
+def scheduled_lr(lr: float, schedule: str, round_idx: int, total_rounds: int) -> float:
+    if schedule == "constant" or total_rounds <= 1:
+        return lr
+    frac = (round_idx - 1) / (total_rounds - 1)
+    if schedule == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    return lr * (1.0 - frac)
+
+
+def client_weights(results: list[ClientResult], equal: bool) -> np.ndarray:
+    n = np.asarray([1.0 if equal else float(r.num_samples) for r in results])
+    if n.sum() <= 0:
+        raise ValueError("clients reported no samples")
+    return n / n.sum()
+
+
+def as_fp32(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64).astype(np.float32)
+    if not np.isfinite(out).all():
+        raise ValueError("aggregated coefficients are not finite")
+    return out
+
+
+class Strategy(ABC):
+    name: str = ""
+    config_class: type[StrategyConfig] = StrategyConfig
+
+    def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.run_seed = run_seed
+        self.total_rounds = total_rounds
+        self.num_clients = num_clients
+
+    def configure_round(self, round_idx: int, clients: list[int]) -> RoundPlan:
+        lr = scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, round_idx, self.total_rounds)
+        return RoundPlan(round_idx, sorted(clients), lr)
+
+    @abstractmethod
+    def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult: ...
+
+    @abstractmethod
+    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate: ...
+
+    def observe(self, plan: RoundPlan, results: list[ClientResult]) -> None:  # noqa: B027 (optional hook)
+        """Coordinator-side bookkeeping after a round (replayed from the log on restart)."""
+
+    def apply(self, state: FlatState, update: GlobalUpdate) -> None:
+        update.apply_to(state)

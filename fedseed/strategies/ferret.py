@@ -1,0 +1,135 @@
+"""Ferret: first-order local steps, then the local update projected block-wise onto seed-named random bases.
+
+Per block l with K_l bases v_k (named by seeds derived from run, round, client, block, k), the client sends
+gamma_k = (rho K_l)^-1 <v_k, Delta_l> where Delta = w_start - w_end and rho = E[v^2] of the direction kind,
+so sum_k gamma_k v_k is an unbiased reconstruction of Delta_l (Ferret, eq. 6-8). The global update is
+-server_lr * (weighted mean over clients of the reconstructions). Blocks pack consecutive tensors until they
+reach 0.9 x the median tensor size, as Ferret's code does; with adaptive_k, K_l is proportional to ||Delta_l||
+and the K_l travel with the coefficients (2 bytes each).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fedseed import rng_spec
+from fedseed.codecs import decode, encode
+from fedseed.layout import Layout
+from fedseed.seeds import derive_seed
+from fedseed.strategies.base import (
+    ClientResult,
+    GlobalUpdate,
+    LocalContext,
+    RoundPlan,
+    Strategy,
+    StrategyConfig,
+    as_fp32,
+    client_weights,
+)
+from fedseed.strategies.fedavg import local_sgd
+
+
+@dataclass
+class FerretConfig(StrategyConfig):
+    num_bases: int = 1024  # K, the total over blocks
+    server_lr: float = 1.0
+    adaptive_k: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_bases < 1:
+            raise ValueError(f"strategy.num_bases must be >= 1, got {self.num_bases}")
+
+
+def blocks_of(layout: Layout) -> list[tuple[int, int]]:
+    """[start, stop) ranges of the flat buffer, each a run of consecutive tensors."""
+    sizes = sorted(s.padded for s in layout.slots)
+    target = 0.9 * sizes[len(sizes) // 2]
+    blocks, start = [], None
+    for s in layout.slots:
+        start = s.offset if start is None else start
+        if s.offset + s.padded - start >= target:
+            blocks.append((start, s.offset + s.padded))
+            start = None
+    if start is not None:
+        blocks.append((start, layout.size))
+    return blocks
+
+
+class Ferret(Strategy):
+    name = "ferret"
+    config_class = FerretConfig
+    cfg: FerretConfig
+
+    def __init__(self, cfg: FerretConfig, run_seed: int, total_rounds: int, num_clients: int,
+                 layout: Layout | None = None) -> None:
+        super().__init__(cfg, run_seed, total_rounds, num_clients)
+        if layout is None:
+            raise ValueError("ferret needs the parameter layout to form its blocks")
+        self.blocks = blocks_of(layout)
+        self.rho = rng_spec.second_moment(cfg.direction)
+
+    def uniform_k(self) -> list[int]:
+        return [max(1, self.cfg.num_bases // len(self.blocks))] * len(self.blocks)
+
+    def basis_seed(self, round_idx: int, client: int, block: int, k: int) -> int:
+        return derive_seed(self.run_seed, 0xFE77E7, round_idx, client, block, k)
+
+    def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
+        loss, skipped = local_sgd(ctx, plan.lr, self.cfg.local_steps)
+        st = ctx.state
+        if self.cfg.adaptive_k:
+            norms = []
+            for lo, hi in self.blocks:
+                start = torch.empty_like(st.w[lo:hi])
+                st.engine.materialize(start, st.w0[lo:hi], st.delta[lo:hi])
+                norms.append(float(torch.linalg.vector_norm((start - st.w[lo:hi]).double())))
+            total = sum(norms) or 1.0
+            ks = [max(1, int(self.cfg.num_bases * n / total)) for n in norms]
+        else:
+            ks = self.uniform_k()
+        gammas = []
+        for b, ((lo, hi), k_l) in enumerate(zip(self.blocks, ks)):
+            for k in range(k_l):
+                dot = st.engine.project(st.w[lo:hi], st.w0[lo:hi], st.delta[lo:hi], lo,
+                                        self.basis_seed(plan.round, client, b, k), self.cfg.direction)
+                gammas.append(dot / (self.rho * k_l))
+        payload = encode(np.asarray(gammas), self.cfg.codec)
+        if self.cfg.adaptive_k:
+            payload = struct.pack(f"<{len(ks)}H", *ks) + payload
+        return ClientResult(plan.round, client, payload, ctx.num_samples, loss, skipped)
+
+    def split_payload(self, payload: bytes) -> tuple[list[int], np.ndarray]:
+        n_blocks = len(self.blocks)
+        if self.cfg.adaptive_k:
+            if len(payload) < 2 * n_blocks:
+                raise ValueError("ferret payload shorter than its block counts")
+            ks = list(struct.unpack(f"<{n_blocks}H", payload[:2 * n_blocks]))
+            payload = payload[2 * n_blocks:]
+        else:
+            ks = self.uniform_k()
+        gammas = decode(payload, self.cfg.codec)
+        if len(gammas) != sum(ks) or min(ks) < 1:
+            raise ValueError(f"ferret payload has {len(gammas)} coefficients, expected {sum(ks)}")
+        return ks, gammas
+
+    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
+        weights = client_weights(results, self.cfg.equal_weight)
+        seeds, coefs, starts, stops = [], [], [], []
+        for wgt, res in zip(weights, results):
+            ks, gammas = self.split_payload(res.payload)
+            i = 0
+            for b, ((lo, hi), k_l) in enumerate(zip(self.blocks, ks)):
+                for k in range(k_l):
+                    seeds.append(self.basis_seed(plan.round, res.client, b, k))
+                    coefs.append(-self.cfg.server_lr * wgt * gammas[i])
+                    starts.append(lo)
+                    stops.append(hi)
+                    i += 1
+        return GlobalUpdate(plan.round, self.cfg.direction, np.asarray(seeds, np.int64), as_fp32(np.asarray(coefs)),
+                            np.asarray(starts, np.int64), np.asarray(stops, np.int64))
+

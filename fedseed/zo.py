@@ -1,0 +1,45 @@
+"""The two-point zeroth-order (SPSA) step, in place, MeZO-style.
+
+w += eps z; L+ ; w -= 2 eps z; L- ; g = (L+ - L-) / (2 eps); then one pass w += (eps - lr g) z restores the
+weights and takes the local step together. A non-finite loss skips the step (restoring the weights).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from fedseed.state import FlatState
+
+
+@dataclass
+class SpsaResult:
+    g: float  # the projected gradient; 0.0 when skipped
+    loss: float  # (L+ + L-) / 2
+    skipped: bool
+
+
+def spsa_scalar(state: FlatState, seed: int, eps: float, kind: str, loss_fn: Callable[[], float],
+                lr: float = 0.0) -> SpsaResult:
+    """Estimate g along z(seed) at the current w; with lr > 0 also take the local step w -= lr g z."""
+    w, eng = state.w, state.engine
+    eng.perturb(w, 0, seed, eps, kind)
+    with torch.inference_mode():
+        lp = float(loss_fn())
+    eng.perturb(w, 0, seed, -2.0 * eps, kind)
+    with torch.inference_mode():
+        lm = float(loss_fn())
+    g = (lp - lm) / (2.0 * eps)
+    if not (math.isfinite(lp) and math.isfinite(lm) and math.isfinite(g)):
+        eng.perturb(w, 0, seed, eps, kind)
+        return SpsaResult(0.0, float("nan"), True)
+    if lr and kind == "rademacher":
+        eng.perturb(w, 0, seed, eps - lr * g, kind)
+    else:
+        eng.perturb(w, 0, seed, eps, kind)
+        if lr:
+            eng.perturb(w, 0, seed, -lr * g, kind)
+    return SpsaResult(g, 0.5 * (lp + lm), False)

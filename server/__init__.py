@@ -1,0 +1,1 @@
+"""The coordinator (installed as ``fedseed.server``); its gRPC service arrives with the federation work."""

@@ -1,0 +1,1 @@
+"""Simulations of many virtual clients on one machine (installed as ``fedseed.simulations``)."""

@@ -1,0 +1,92 @@
+"""The torch kernels match the reference spec bit for bit: eager = compiled, any chunking, any thread count,
+and CPU = CUDA where a GPU is present."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedseed import directions, rng_spec
+from fedseed.directions import DirectionEngine, coef_to_int, int_to_coef
+
+N = 64 * 300  # a few eager chunks when the chunk is shrunk below
+
+
+def _ops(engine: DirectionEngine, kind: str, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(N, generator=g).to(device)
+    w = w0.clone()
+    delta = torch.zeros(N, dtype=torch.int64, device=device)
+    engine.accumulate(delta, 0, 11, 123456789, kind)
+    engine.accumulate(delta[640:1280], 640, 12, -987654321, kind)
+    engine.materialize(w, w0, delta)
+    engine.perturb(w, 0, 13, 1e-3, kind)
+    engine.perturb(w[64:], 64, 14, -0.37, kind)
+    return w.cpu(), delta.cpu()
+
+
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_kernels_match_reference(kind):
+    z = DirectionEngine("eager").z(99, 2**32 - 64, 192, kind)
+    ref = rng_spec.reference_z(99, list(range(2**32 - 64, 2**32 + 128)), kind)
+    assert torch.equal(z, torch.tensor(ref, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_eager_equals_compiled(kind):
+    we, de = _ops(DirectionEngine("eager"), kind)
+    wc, dc = _ops(DirectionEngine("compiled"), kind)
+    assert torch.equal(de, dc)
+    assert torch.equal(we.view(torch.int32), wc.view(torch.int32))
+
+
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_chunking_and_threads_do_not_matter(kind, monkeypatch):
+    torch.set_num_threads(2)
+    w_ref, d_ref = _ops(DirectionEngine("eager"), kind)
+    monkeypatch.setattr(directions, "EAGER_CHUNK", 64 * 7)
+    torch.set_num_threads(1)
+    w1, d1 = _ops(DirectionEngine("eager"), kind)
+    wc1, dc1 = _ops(DirectionEngine("compiled"), kind)
+    assert torch.equal(d_ref, d1) and torch.equal(d_ref, dc1)
+    assert torch.equal(w_ref.view(torch.int32), w1.view(torch.int32))
+    assert torch.equal(w_ref.view(torch.int32), wc1.view(torch.int32))
+
+
+def test_misaligned_range_is_refused():
+    with pytest.raises(ValueError, match="aligned"):
+        DirectionEngine("eager").perturb(torch.zeros(100), 0, 1, 1.0, "rademacher")
+    with pytest.raises(ValueError, match="aligned"):
+        DirectionEngine("eager").perturb(torch.zeros(64), 3, 1, 1.0, "rademacher")
+
+
+def test_coefficient_quantisation():
+    for kind in rng_spec.KINDS:
+        for c in (1e-7, -3.3e-5, 0.25):
+            assert abs(int_to_coef(coef_to_int(c, kind), kind) - c) <= 2.0**-48 / rng_spec.Z_UNIT[kind]
+    with pytest.raises(ValueError):
+        coef_to_int(float("nan"), "rademacher")
+    with pytest.raises(ValueError):
+        coef_to_int(2.0, "rademacher")
+
+
+def test_fixed_point_sum_is_order_free():
+    eng = DirectionEngine("eager")
+    coefs = np.random.default_rng(0).normal(size=20) * 1e-4
+    deltas = []
+    for order in (range(20), reversed(range(20))):
+        d = torch.zeros(N, dtype=torch.int64)
+        for k in order:
+            eng.accumulate(d, 0, 1000 + k, coef_to_int(coefs[k], "gaussian"), "gaussian")
+        deltas.append(d)
+    assert torch.equal(deltas[0], deltas[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+@pytest.mark.parametrize("backend", directions.BACKENDS)
+def test_cpu_equals_cuda(kind, backend):
+    w_cpu, d_cpu = _ops(DirectionEngine("eager"), kind)
+    w_gpu, d_gpu = _ops(DirectionEngine(backend), kind, device="cuda")
+    assert torch.equal(d_cpu, d_gpu)
+    assert torch.equal(w_cpu.view(torch.int32), w_gpu.view(torch.int32))
