@@ -20,7 +20,7 @@ import torch
 from fedseed import rng_spec
 
 ALIGN = 64
-DELTA_SHIFT = 48
+DELTA_SHIFT = 56  # |coef| <= 1 keeps coef_int * z_int below 2**59 (gaussian: 2**48 * 1107); 16x headroom
 DELTA_UNIT = 2.0**-DELTA_SHIFT
 EAGER_CHUNK = 1 << 20
 MAX_ABS_COEF = 1.0  # a larger coefficient on a weight direction is a bug upstream, and could overflow delta
@@ -32,11 +32,12 @@ def coef_to_int(coef: float, kind: str) -> int:
     """Quantise a real coefficient to the integer that multiplies z_int in delta units."""
     if not math.isfinite(coef) or abs(coef) > MAX_ABS_COEF:
         raise ValueError(f"coefficient {coef!r} is not finite or exceeds {MAX_ABS_COEF}")
-    return int(round(coef / (DELTA_UNIT * rng_spec.Z_UNIT[kind])))
+    # coef * z = coef * Z_UNIT * z_int must equal coef_int * z_int * DELTA_UNIT
+    return int(round(coef * rng_spec.Z_UNIT[kind] / DELTA_UNIT))
 
 
 def int_to_coef(coef_int: int, kind: str) -> float:
-    return coef_int * DELTA_UNIT * rng_spec.Z_UNIT[kind]
+    return coef_int * DELTA_UNIT / rng_spec.Z_UNIT[kind]
 
 
 def exact_scale(scale: float) -> float:
@@ -148,7 +149,7 @@ class DirectionEngine:
         self._run("accumulate", [delta], start, kind, [ka, kb, c])
 
     def materialize(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor) -> None:
-        """w = w0 + float32(delta) * 2**-48: the one definition of the weights of a state."""
+        """w = w0 + float32(delta) * 2**-56: the one definition of the weights of a state."""
         fn = _compiled("materialize") if self.backend == "compiled" else _k_materialize
         step = w.numel() if self.backend == "compiled" else EAGER_CHUNK
         for lo in range(0, w.numel(), step):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
 import torch
 
 from fedseed.directions import DirectionEngine
@@ -20,13 +21,12 @@ def catch_up(state: FlatState, updates: list[GlobalUpdate]) -> None:
     seeded = [u for u in updates if u.dense is None]
     for u in updates:
         if u.dense is not None:
-            state.delta.add_(torch.round(torch.from_numpy(u.dense).to(torch.float64) * 2.0**48)
-                             .to(torch.int64).to(state.device))
+            state.add_dense(torch.from_numpy(u.dense))
     if seeded:
         kind, merged = merged_seed_coefs(seeded)
-        for seed, lo, hi, c in merged:
-            lo, hi = (0, state.layout.size) if lo < 0 else (lo, hi)
-            state.engine.accumulate(state.delta[lo:hi], lo, seed, c, kind)
+        state.apply_seeds(np.asarray([m[0] for m in merged], np.int64), np.asarray([m[3] for m in merged], np.int64),
+                          kind, np.asarray([m[1] if m[1] >= 0 else 0 for m in merged], np.int64),
+                          np.asarray([m[2] if m[2] >= 0 else state.layout.size for m in merged], np.int64))
     state.restore()
 
 

@@ -1,8 +1,8 @@
 """The model's trainable weights as one flat buffer, and the global state as base + exact fixed-point delta.
 
 ``w`` (fp32) is what the model computes with: every trainable parameter is a view into it. ``w0`` is the base
-model's weights and ``delta`` (int64, units of 2**-48) the sum of every applied global update, so the global
-weights are always ``w = w0 + float32(delta) * 2**-48`` -- a pure function of (base, delta). Local work
+model's weights and ``delta`` (int64, units of 2**-56) the sum of every applied global update, so the global
+weights are always ``w = w0 + float32(delta) * 2**-56`` -- a pure function of (base, delta). Local work
 (perturbations, local steps) changes ``w`` only and is discarded exactly by re-materialising.
 """
 
@@ -13,8 +13,11 @@ import hashlib
 import numpy as np
 import torch
 
-from fedseed.directions import DirectionEngine, coef_to_int
+from fedseed import rng_spec
+from fedseed.directions import DELTA_SHIFT, DirectionEngine, coef_to_int
 from fedseed.layout import Layout
+
+Z_INT_MAX = {"rademacher": 1, "gaussian": int(np.abs(rng_spec.gauss_table()).max())}
 
 
 class FlatState:
@@ -34,6 +37,7 @@ class FlatState:
             p.data = view  # the model now computes with the flat buffer
         self.w0 = self.w.clone()
         self.delta = torch.zeros(layout.size, dtype=torch.int64, device=device)
+        self.delta_bound = 0  # an upper bound of max |delta|, kept on the host
 
     @property
     def device(self) -> torch.device:
@@ -46,6 +50,7 @@ class FlatState:
     def apply_seeds(self, seeds: np.ndarray, coef_ints: np.ndarray, kind: str,
                     starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None:
         """delta += sum_k coef_k z(seed_k) (on [start_k, stop_k) when given), then re-materialise w."""
+        self._grow_bound(int(np.abs(coef_ints).sum()) * Z_INT_MAX[kind])
         for k, (seed, c) in enumerate(zip(seeds.tolist(), coef_ints.tolist())):
             lo = 0 if starts is None else int(starts[k])
             hi = self.layout.size if stops is None else int(stops[k])
@@ -53,10 +58,20 @@ class FlatState:
         self.restore()
 
     def apply_dense(self, update: torch.Tensor) -> None:
-        """delta += round(update / 2**-48) elementwise (the first-order baseline's dense update)."""
-        ints = torch.round(update.to(torch.float64) * 2.0**48).to(torch.int64)
-        self.delta.add_(ints.to(self.device))
+        """delta += round(update / 2**-56) elementwise (the first-order baseline's dense update)."""
+        self.add_dense(update)
         self.restore()
+
+    def add_dense(self, update: torch.Tensor) -> None:
+        ints = torch.round(update.to(torch.float64) * 2.0**DELTA_SHIFT).to(torch.int64)
+        self._grow_bound(int(ints.abs().max()) if ints.numel() else 0)
+        self.delta.add_(ints.to(self.device))
+
+    def _grow_bound(self, amount: int) -> None:
+        """Refuse an update that could overflow int64 delta (a conservative running bound)."""
+        if self.delta_bound + amount >= 2**62:
+            raise ValueError("update would overflow the fixed-point state: coefficients are far too large")
+        self.delta_bound += amount
 
     def checksum(self) -> str:
         """blake2b of the materialised trainable weights (the state every party must agree on)."""

@@ -62,7 +62,7 @@ def test_misaligned_range_is_refused():
 def test_coefficient_quantisation():
     for kind in rng_spec.KINDS:
         for c in (1e-7, -3.3e-5, 0.25):
-            assert abs(int_to_coef(coef_to_int(c, kind), kind) - c) <= 2.0**-48 / rng_spec.Z_UNIT[kind]
+            assert abs(int_to_coef(coef_to_int(c, kind), kind) - c) <= directions.DELTA_UNIT / rng_spec.Z_UNIT[kind]
     with pytest.raises(ValueError):
         coef_to_int(float("nan"), "rademacher")
     with pytest.raises(ValueError):

@@ -24,7 +24,7 @@ def local_sgd(ctx: LocalContext, lr: float, steps: int) -> tuple[float, int]:
                 continue
             loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     opt.zero_grad(set_to_none=True)
     return (float(np.mean(losses)) if losses else float("nan")), skipped
 
