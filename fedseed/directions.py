@@ -160,7 +160,7 @@ class DirectionEngine:
         """<z(seed), (w0 + delta) - w> over the range, accumulated in float64."""
         ka, kb = self._keys(seed, w.device)
         parts = self._run("project", [w, w0, delta], start, kind, [ka, kb])
-        return float(sum(float(p) for p in parts))
+        return float(sum(float(p) for p in parts)) * rng_spec.Z_UNIT[kind]
 
     @staticmethod
     def _keys(seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -90,3 +90,16 @@ def test_cpu_equals_cuda(kind, backend):
     w_gpu, d_gpu = _ops(DirectionEngine(backend), kind, device="cuda")
     assert torch.equal(d_cpu, d_gpu)
     assert torch.equal(w_cpu.view(torch.int32), w_gpu.view(torch.int32))
+
+
+@pytest.mark.parametrize("backend", directions.BACKENDS)
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_project_is_the_dot_product_with_z(kind, backend):
+    eng = DirectionEngine(backend)
+    g = torch.Generator().manual_seed(1)
+    w0 = torch.randn(N, generator=g)
+    w = w0 + 0.01 * torch.randn(N, generator=g)
+    delta = torch.zeros(N, dtype=torch.int64)
+    z = eng.z(21, 128, N - 128, kind).double()
+    expected = float(z @ (w0 - w)[128:].double())
+    assert eng.project(w[128:], w0[128:], delta[128:], 128, 21, kind) == pytest.approx(expected, rel=1e-9)

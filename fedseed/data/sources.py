@@ -72,8 +72,11 @@ def load_evals(tasks: list[str], max_per_task: int = 200) -> Dataset:
     for task in tasks:
         folder = root / task
         files = sorted(folder.glob("**/*.jsonl")) if folder.is_dir() else []
+        # samples files hold the task; few-shot files hold demonstrations in another format
+        files = [f for f in files if "few_shot" not in f.name]
         if not files:
             raise FileNotFoundError(f"evals task {task!r} not found under the evals registry")
+        files.sort(key=lambda f: (not f.name.startswith("samples"), str(f)))
         count = 0
         with open(files[0], encoding="utf-8") as f:
             for line in f:
