@@ -93,14 +93,14 @@ def _check_type(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _fill(cls: type, table: Any, section: str) -> Any:
+def _fill(cls: type, table: Any, section: str, context: str = "") -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"config key '{section}' must be a table")
     obj = cls()
     known = {f.name for f in dataclasses.fields(cls)}
     for key, value in table.items():
         if key not in known:
-            raise ConfigError(f"unknown config key '{section}.{key}'")
+            raise ConfigError(f"unknown config key '{section}.{key}'{context}")
         setattr(obj, key, _check_type(f"{section}.{key}", value, getattr(obj, key)))
     return obj
 
@@ -138,7 +138,7 @@ def build_config(doc: dict) -> Config:
         cls = strategy_class(name).config_class
     except ValueError as e:
         raise ConfigError(f"config key 'strategy.name': {e}") from None
-    strategy = _fill(cls, strat_table, "strategy")
+    strategy = _fill(cls, strat_table, "strategy", f" for strategy '{name}'")
     cfg = Config(strategy=strategy, **parts)
     validate(cfg)
     return cfg

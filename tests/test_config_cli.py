@@ -18,7 +18,7 @@ def test_smoke_config_parses_with_overrides():
 
 
 @pytest.mark.parametrize("override,fragment", [
-    ("strategy.bogus=1", "unknown config key 'strategy.bogus'"),
+    ("strategy.bogus=1", "unknown config key 'strategy.bogus' for strategy 'fedkseed'"),
     ("federation.num_clients='many'", "'federation.num_clients' must be int"),
     ("strategy.name=fedsgd", "'strategy.name': unknown strategy 'fedsgd'"),
     ("strategy.direction=uniform", "unknown direction kind 'uniform'"),
@@ -38,7 +38,7 @@ def test_bad_config_names_the_key(override, fragment):
 def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
     assert main(["simulate", SMOKE, "--set", "strategy.bogus=1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["fedseed: error: unknown config key 'strategy.bogus'"]
+    assert err == ["fedseed: error: unknown config key 'strategy.bogus' for strategy 'fedkseed'"]
     assert not (tmp_path / "log.sqlite").exists()  # nothing was written
     assert main(["simulate", str(tmp_path / "absent.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err

