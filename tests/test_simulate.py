@@ -15,7 +15,8 @@ SMOKE = "simulations/smoke.toml"
 CASES = {
     "fedkseed-gaussian-fp16": ["strategy.direction=gaussian", "strategy.codec=fp16"],
     "fedkseed-pro": ["strategy.name=fedkseed-pro"],
-    "ferret": ["strategy.name=ferret", "strategy.local_steps=2", "strategy.num_bases=64", "strategy.lr=0.05", "strategy.adaptive_k=true"],
+    "ferret": ["strategy.name=ferret", "strategy.local_steps=2", "strategy.num_bases=64", "strategy.lr=0.05",
+               "strategy.adaptive_k=true"],
     "onebyte": ["strategy.name=onebyte", "strategy.samples_per_step=2", "strategy.lr=1e-3",
                 "strategy.join=[[5, 2]]", "strategy.leave=[[0, 3]]"],
     "fedavg": ["strategy.name=fedavg", "strategy.lr=0.05", "strategy.local_steps=2"],
