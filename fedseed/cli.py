@@ -14,7 +14,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from fedseed.simulations.inline import simulate
 
     cfg = load_config(args.config, args.set)
-    summary = simulate(cfg, args.out, progress=not args.quiet)
+    summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set run.rounds=5 (repeatable)")
     s.add_argument("--out", help="output folder (default: run.out of the config)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
     s.set_defaults(func=_simulate)
     e = sub.add_parser("export", help="write a round of a run as a Hugging Face checkpoint")
     e.add_argument("run", help="a run folder (or its log.sqlite)")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"fedseed: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"fedseed: error: {msg}", file=sys.stderr)
         return 2

@@ -114,16 +114,18 @@ def run_round(strategy: Strategy, state: FlatState, round_idx: int, candidates: 
     return metrics, update, results
 
 
-def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True) -> dict:
+def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Run the whole simulation; writes metrics.jsonl, summary.json, log.sqlite and curves.png to out_dir."""
     from fedseed.plots import plot_curves
 
     out = pathlib.Path(out_dir or cfg.run.out)
+    if (out / "log.sqlite").exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a run; choose another --out or pass --overwrite")
+    t_start = time.time()
+    fed = build_federation(cfg)  # fails on a bad model or dataset before anything is written
     out.mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "summary.json", "log.sqlite", "log.sqlite-wal", "log.sqlite-shm", "curves.png"):
         (out / name).unlink(missing_ok=True)
-    t_start = time.time()
-    fed = build_federation(cfg)
     log = RoundLog(out / "log.sqlite")
     log.set_meta(config=to_dict(cfg), layout=fed.state.layout.to_json(), fingerprint=fed.state.layout.fingerprint(),
                  spec_version=rng_spec.SPEC_VERSION, strategy=cfg.strategy.name)

@@ -53,3 +53,10 @@ def test_export_of_missing_run_fails_cleanly(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "no round log" in proc.stderr
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "log.sqlite").write_bytes(b"a previous run")
+    assert main(["simulate", SMOKE, "--out", str(tmp_path), "--quiet"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "log.sqlite").read_bytes() == b"a previous run"
