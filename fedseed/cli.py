@@ -41,6 +41,22 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from fedseed.report import plot_runs, report
+
+    result = report(args.runs)
+    key = result["metric"]
+    for r in result["runs"]:
+        print(f"{r['run']}: seed {r['seed']}  zero-shot {r['zero_shot']:.4f}  final {r['final']:.4f}  "
+              f"wall {r['wall_s']:.0f}s")
+    for name in ("zero_shot", "final", "gain"):
+        print(f"{name:9s} {key}: mean {result[name]['mean']:.4f}  std {result[name]['std']:.4f}")
+    if args.plot:
+        plot_runs(args.runs, args.plot, title=args.title)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fedseed", description="Federated fine-tuning that exchanges seeds and scalars.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -57,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=_export)
+    r = sub.add_parser("report", help="zero-shot vs final metric of finished runs, mean and std over them")
+    r.add_argument("runs", nargs="+", help="run folders")
+    r.add_argument("--plot", help="write one PNG with every run's curve")
+    r.add_argument("--title", default="")
+    r.set_defaults(func=_report)
     i = sub.add_parser("info", help="print a run's log: strategy, fingerprint, per-round metrics")
     i.add_argument("run")
     i.set_defaults(func=_info)

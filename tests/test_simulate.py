@@ -58,3 +58,12 @@ def test_same_config_same_checksum(tmp_path):
     b = simulate(load_config(SMOKE, ["run.rounds=2", "model.backend=eager"]), str(tmp_path / "b"), progress=False)
     c = simulate(load_config(SMOKE, ["run.rounds=2", "run.seed=1"]), str(tmp_path / "c"), progress=False)
     assert a["final_checksum"] == b["final_checksum"] != c["final_checksum"]
+    from fedseed.cli import main
+    from fedseed.report import report
+
+    r = report([str(tmp_path / n) for n in "abc"])
+    finals = [x["final"] for x in r["runs"]]
+    assert r["final"]["mean"] == pytest.approx(sum(finals) / 3)
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "c"), "--plot", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert main(["report", str(tmp_path / "missing")]) == 2
