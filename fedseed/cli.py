@@ -27,6 +27,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from fedseed.config import load_config
+    from fedseed.simulations.inline import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(load_config(args.config, args.set), args.checkpoint)))
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from fedseed.roundlog import RoundLog
 
@@ -73,6 +81,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=_export)
+    v = sub.add_parser("evaluate", help="score a Hugging Face checkpoint on a configuration's held-out set")
+    v.add_argument("config")
+    v.add_argument("--checkpoint", required=True, help="a Hugging Face causal-LM folder (e.g. from export)")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.set_defaults(func=_evaluate)
     r = sub.add_parser("report", help="zero-shot vs final metric of finished runs, mean and std over them")
     r.add_argument("runs", nargs="+", help="run folders")
     r.add_argument("--plot", help="write one PNG with every run's curve")

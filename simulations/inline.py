@@ -72,6 +72,23 @@ class Federation:
         return sorted(rng.choice(n, self.cfg.federation.clients_per_round, replace=False).tolist())
 
 
+def split_data(cfg: Config) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """The dataset with its training and held-out indices, deterministic in the run seed."""
+    ds = load_dataset(cfg.data.source, cfg.data.path or None, cfg.data.label_words or None, cfg.data.tasks)
+    train_idx, eval_idx = holdout_split(len(ds.examples), cfg.data.eval_size, cfg.run.seed)
+    if cfg.data.max_train:
+        train_idx = np.sort(np.random.default_rng(cfg.run.seed).permutation(train_idx)[:cfg.data.max_train])
+    return ds, train_idx, eval_idx
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
+    """Score a Hugging Face checkpoint folder on the run's held-out examples, as the simulation does."""
+    lm = load_model(checkpoint, cfg.model.device)
+    ds, _, eval_idx = split_data(cfg)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
+    return objective.evaluate(lm.model, [ds.examples[i] for i in eval_idx], cfg.eval.batch_size)
+
+
 def build_federation(cfg: Config) -> Federation:
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
@@ -83,10 +100,7 @@ def build_federation(cfg: Config) -> Federation:
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)
     state = FlatState(lm.model, layout, DirectionEngine(cfg.model.backend))
-    ds = load_dataset(cfg.data.source, cfg.data.path or None, cfg.data.label_words or None, cfg.data.tasks)
-    train_idx, eval_idx = holdout_split(len(ds.examples), cfg.data.eval_size, cfg.run.seed)
-    if cfg.data.max_train:
-        train_idx = np.sort(np.random.default_rng(cfg.run.seed).permutation(train_idx)[:cfg.data.max_train])
+    ds, train_idx, eval_idx = split_data(cfg)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
     objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
     strategy = build_strategy(cfg.strategy, cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout)

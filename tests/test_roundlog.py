@@ -70,7 +70,7 @@ def test_fingerprint_mismatch_is_refused(smoke_run, tmp_path):
         log.close()
 
 
-def test_export_loads_and_scores_like_simulation(smoke_run, tmp_path):
+def test_export_loads_and_scores_like_simulation(smoke_run, tmp_path, capsys):
     out, summary = smoke_run
     target = export_checkpoint(str(out), None, str(tmp_path / "hf"))
     from transformers import AutoModelForCausalLM
@@ -80,6 +80,11 @@ def test_export_loads_and_scores_like_simulation(smoke_run, tmp_path):
     metrics = fed.objective.evaluate(model, fed.eval_examples)
     assert metrics["eval_accuracy"] == summary["final"]["eval_accuracy"]
     assert metrics["eval_loss"] == pytest.approx(summary["final"]["eval_loss"], rel=1e-6)
+    from fedseed.cli import main
+
+    assert main(["evaluate", SMOKE, "--checkpoint", str(target)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["eval_accuracy"] == summary["final"]["eval_accuracy"]
 
 
 def test_rounds_must_be_in_order(smoke_run):
