@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,7 +47,7 @@ def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
-def timed(fn, reps: int = 5) -> float:
+def timed(fn: Callable[[], object], reps: int = 5) -> float:
     fn()
     torch.cuda.synchronize()
     t = time.perf_counter()

@@ -25,6 +25,7 @@ DELTA_UNIT = 2.0**-DELTA_SHIFT
 EAGER_CHUNK = 1 << 20
 MAX_ABS_COEF = 1.0  # a larger coefficient on a weight direction is a bug upstream, and could overflow delta
 _M32 = rng_spec.M32
+Tensor = torch.Tensor
 BACKENDS = ("eager", "compiled")
 
 
@@ -69,24 +70,27 @@ def _z_int(rows: int, start_word: torch.Tensor, key_a: torch.Tensor, key_b: torc
     return table[(h[:, None] >> shifts[None, :]) & 0xFFFF]
 
 
-def _k_perturb(w, start_word, key_a, key_b, scale, table):
+def _k_perturb(w: Tensor, start_word: Tensor, key_a: Tensor, key_b: Tensor, scale: Tensor,
+               table: Tensor | None) -> None:
     per = 32 if table is None else 2
     w2 = w.view(-1, per)
     z = _z_int(w2.shape[0], start_word, key_a, key_b, table, w.device).to(torch.float32)
     w2.copy_(w2 + scale * z)
 
 
-def _k_accumulate(delta, start_word, key_a, key_b, coef_int, table):
+def _k_accumulate(delta: Tensor, start_word: Tensor, key_a: Tensor, key_b: Tensor, coef_int: Tensor,
+                  table: Tensor | None) -> None:
     per = 32 if table is None else 2
     d2 = delta.view(-1, per)
     d2.add_(coef_int * _z_int(d2.shape[0], start_word, key_a, key_b, table, delta.device))
 
 
-def _k_materialize(w, w0, delta):
+def _k_materialize(w: Tensor, w0: Tensor, delta: Tensor) -> None:
     w.copy_(w0 + delta.to(torch.float32) * DELTA_UNIT)
 
 
-def _k_project(w, w0, delta, start_word, key_a, key_b, table):
+def _k_project(w: Tensor, w0: Tensor, delta: Tensor, start_word: Tensor, key_a: Tensor, key_b: Tensor,
+               table: Tensor | None) -> Tensor:
     per = 32 if table is None else 2
     diff = (w0 + delta.to(torch.float32) * DELTA_UNIT) - w  # the local update w_start - w_end
     z = _z_int(diff.numel() // per, start_word, key_a, key_b, table, w.device).to(torch.float64)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import PreTrainedTokenizerBase
 
 from fedseed.data.examples import Dataset, Example
 
@@ -27,7 +28,8 @@ class Batch:
 
 
 class Objective:
-    def __init__(self, tokenizer, dataset: Dataset, max_length: int = 128, device: str = "cpu") -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, max_length: int = 128,
+                 device: str = "cpu") -> None:
         self.tok = tokenizer
         self.max_length = max_length
         self.device = device

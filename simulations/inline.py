@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from fedseed import rng_spec
 from fedseed.config import Config, to_dict
@@ -45,7 +46,7 @@ class Federation:
     eval_examples: list[Example]
     strategy: Strategy
 
-    def batch_stream(self, round_idx: int, client: int):
+    def batch_stream(self, round_idx: int, client: int) -> Callable[[], Batch]:
         """Deterministic batches for (run, round, client): a fresh permutation of the shard, cycled."""
         rng = np.random.default_rng(derive(self.cfg.run.seed, 0xBA7C, round_idx, client))
         shard = self.shards[client]
@@ -189,9 +190,7 @@ def summarize(cfg: Config, rows: list[dict], wall_s: float) -> dict:
     }
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool) -> tqdm | None:
     if not enabled:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, desc="rounds", unit="round")
