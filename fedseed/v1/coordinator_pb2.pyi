@@ -1,0 +1,181 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RequestAuth(_message.Message):
+    __slots__ = ("client_id", "nonce", "timestamp_ms", "signature")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    nonce: int
+    timestamp_ms: int
+    signature: bytes
+    def __init__(self, client_id: _Optional[str] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class LayoutFingerprint(_message.Message):
+    __slots__ = ("spec_version", "fingerprint")
+    SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    spec_version: str
+    fingerprint: str
+    def __init__(self, spec_version: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class JoinRequest(_message.Message):
+    __slots__ = ("auth", "layout", "codecs", "direction_kinds", "software")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    CODECS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_KINDS_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    layout: LayoutFingerprint
+    codecs: _containers.RepeatedScalarFieldContainer[str]
+    direction_kinds: _containers.RepeatedScalarFieldContainer[str]
+    software: str
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., layout: _Optional[_Union[LayoutFingerprint, _Mapping]] = ..., codecs: _Optional[_Iterable[str]] = ..., direction_kinds: _Optional[_Iterable[str]] = ..., software: _Optional[str] = ...) -> None: ...
+
+class RunConfig(_message.Message):
+    __slots__ = ("run_id", "strategy", "config_json", "direction_kind", "codec", "last_round")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_KIND_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    LAST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    strategy: str
+    config_json: str
+    direction_kind: str
+    codec: str
+    last_round: int
+    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ..., config_json: _Optional[str] = ..., direction_kind: _Optional[str] = ..., codec: _Optional[str] = ..., last_round: _Optional[int] = ...) -> None: ...
+
+class JoinReply(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: RunConfig
+    def __init__(self, run: _Optional[_Union[RunConfig, _Mapping]] = ...) -> None: ...
+
+class FetchTaskRequest(_message.Message):
+    __slots__ = ("auth", "applied_round", "wait_ms")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_ROUND_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    applied_round: int
+    wait_ms: int
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., applied_round: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class RoundTask(_message.Message):
+    __slots__ = ("round", "lr", "broadcast", "deadline_ms", "state_checksum")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    lr: float
+    broadcast: bytes
+    deadline_ms: int
+    state_checksum: str
+    def __init__(self, round: _Optional[int] = ..., lr: _Optional[float] = ..., broadcast: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., state_checksum: _Optional[str] = ...) -> None: ...
+
+class Wait(_message.Message):
+    __slots__ = ("retry_after_ms",)
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    retry_after_ms: int
+    def __init__(self, retry_after_ms: _Optional[int] = ...) -> None: ...
+
+class Finished(_message.Message):
+    __slots__ = ("final_round", "final_checksum")
+    FINAL_ROUND_FIELD_NUMBER: _ClassVar[int]
+    FINAL_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    final_round: int
+    final_checksum: str
+    def __init__(self, final_round: _Optional[int] = ..., final_checksum: _Optional[str] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("round", "wait", "finished")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    round: RoundTask
+    wait: Wait
+    finished: Finished
+    def __init__(self, round: _Optional[_Union[RoundTask, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("auth", "round", "payload", "num_samples", "start_checksum", "train_loss", "skipped_steps")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    START_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_STEPS_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    round: int
+    payload: bytes
+    num_samples: int
+    start_checksum: str
+    train_loss: float
+    skipped_steps: int
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ..., num_samples: _Optional[int] = ..., start_checksum: _Optional[str] = ..., train_loss: _Optional[float] = ..., skipped_steps: _Optional[int] = ...) -> None: ...
+
+class UpdateReply(_message.Message):
+    __slots__ = ("round",)
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    def __init__(self, round: _Optional[int] = ...) -> None: ...
+
+class SyncRequest(_message.Message):
+    __slots__ = ("auth", "from_round", "merged")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    FROM_ROUND_FIELD_NUMBER: _ClassVar[int]
+    MERGED_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    from_round: int
+    merged: bool
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., from_round: _Optional[int] = ..., merged: _Optional[bool] = ...) -> None: ...
+
+class GlobalUpdate(_message.Message):
+    __slots__ = ("round", "kind", "seeds", "coefs", "starts", "stops", "pool_indices", "checksum", "merged")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    COEFS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_FIELD_NUMBER: _ClassVar[int]
+    STOPS_FIELD_NUMBER: _ClassVar[int]
+    POOL_INDICES_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    MERGED_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    kind: str
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    coefs: bytes
+    starts: _containers.RepeatedScalarFieldContainer[int]
+    stops: _containers.RepeatedScalarFieldContainer[int]
+    pool_indices: _containers.RepeatedScalarFieldContainer[int]
+    checksum: str
+    merged: bool
+    def __init__(self, round: _Optional[int] = ..., kind: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., coefs: _Optional[bytes] = ..., starts: _Optional[_Iterable[int]] = ..., stops: _Optional[_Iterable[int]] = ..., pool_indices: _Optional[_Iterable[int]] = ..., checksum: _Optional[str] = ..., merged: _Optional[bool] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("auth",)
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ...) -> None: ...
+
+class HeartbeatReply(_message.Message):
+    __slots__ = ("server_time_ms", "current_round")
+    SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_ROUND_FIELD_NUMBER: _ClassVar[int]
+    server_time_ms: int
+    current_round: int
+    def __init__(self, server_time_ms: _Optional[int] = ..., current_round: _Optional[int] = ...) -> None: ...
