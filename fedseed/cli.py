@@ -27,6 +27,16 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _certs(args: argparse.Namespace) -> int:
+    from fedseed.certs import create_certs
+
+    names = [n.strip() for n in args.server_names.split(",") if n.strip()]
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    for path in create_certs(args.out, names, clients):
+        print(path)
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from fedseed.config import load_config
     from fedseed.simulations.inline import evaluate_checkpoint
@@ -81,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=_export)
+    c = sub.add_parser("certs", help="create a CA, a server certificate and client certificates (PEM)")
+    c.add_argument("--out", required=True, help="folder for the PEM files (must not hold a CA yet)")
+    c.add_argument("--server-names", default="localhost,127.0.0.1", help="comma-separated DNS names / IPs")
+    c.add_argument("--clients", default="", help="comma-separated client names for mutual TLS")
+    c.set_defaults(func=_certs)
     v = sub.add_parser("evaluate", help="score a Hugging Face checkpoint on a configuration's held-out set")
     v.add_argument("config")
     v.add_argument("--checkpoint", required=True, help="a Hugging Face causal-LM folder (e.g. from export)")

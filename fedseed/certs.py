@@ -1,0 +1,76 @@
+"""TLS material for a federation: a CA, a server certificate (with its DNS names and IP addresses), and
+client certificates for mutual TLS, all as PEM files."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import pathlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALID_DAYS = 365
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _write(folder: pathlib.Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = folder / f"{stem}.key"
+    key_path.write_bytes(_key_pem(key))
+    key_path.chmod(0o600)
+
+
+def _issue(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, ca_key: ec.EllipticCurvePrivateKey,
+           ca: bool, usage: list | None = None, alt_names: list | None = None) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(issuer).public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def create_certs(out: str | pathlib.Path, server_names: list[str], clients: list[str]) -> list[pathlib.Path]:
+    """ca.pem/.key, server.pem/.key (valid for server_names), client-NAME.pem/.key for each client."""
+    if not server_names:
+        raise ValueError("at least one server name or IP address is needed")
+    for c in clients:
+        if not c or not all(ch.isalnum() or ch in "-_." for ch in c):
+            raise ValueError(f"client name {c!r} must be letters, digits, '-', '_' or '.'")
+    folder = pathlib.Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    if (folder / "ca.key").exists():
+        raise FileExistsError(f"{folder} already holds a CA; choose another folder")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedseed CA")])
+    ca = _issue("fedseed CA", ca_key, ca_name, ca_key, ca=True)
+    _write(folder, "ca", ca, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _issue(server_names[0], server_key, ca_name, ca_key, False, [ExtendedKeyUsageOID.SERVER_AUTH],
+                    [_alt_name(n) for n in server_names])
+    _write(folder, "server", server, server_key)
+    for name in clients:
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write(folder, f"client-{name}", _issue(name, key, ca_name, ca_key, False, [ExtendedKeyUsageOID.CLIENT_AUTH]),
+               key)
+    return sorted(folder.iterdir())
