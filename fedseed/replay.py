@@ -27,7 +27,8 @@ def catch_up(state: FlatState, updates: list[GlobalUpdate]) -> None:
         state.apply_seeds(np.asarray([m[0] for m in merged], np.int64), np.asarray([m[3] for m in merged], np.int64),
                           kind, np.asarray([m[1] if m[1] >= 0 else 0 for m in merged], np.int64),
                           np.asarray([m[2] if m[2] >= 0 else state.layout.size for m in merged], np.int64))
-    state.restore()
+    else:
+        state.restore()  # apply_seeds re-materialises already; one pass over the weights is enough
 
 
 def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") -> tuple[LoadedModel, FlatState]:

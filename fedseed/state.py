@@ -47,6 +47,13 @@ class FlatState:
         """Discard local work: w = w0 + delta."""
         self.engine.materialize(self.w, self.w0, self.delta)
 
+    def global_weights(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """A new tensor holding w0 + delta over [lo, hi): the state local work started from."""
+        hi = self.layout.size if hi is None else hi
+        out = torch.empty_like(self.w[lo:hi])
+        self.engine.materialize(out, self.w0[lo:hi], self.delta[lo:hi])
+        return out
+
     def apply_seeds(self, seeds: np.ndarray, coef_ints: np.ndarray, kind: str,
                     starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None:
         """delta += sum_k coef_k z(seed_k) (on [start_k, stop_k) when given), then re-materialise w."""

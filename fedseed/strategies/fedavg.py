@@ -34,8 +34,7 @@ class FedAvg(Strategy):
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
         loss, skipped = local_sgd(ctx, plan.lr, self.cfg.local_steps)
-        start = torch.empty_like(ctx.state.w)
-        ctx.state.engine.materialize(start, ctx.state.w0, ctx.state.delta)
+        start = ctx.state.global_weights()
         diff = (ctx.state.w - start).to("cpu").numpy().astype("<f4")
         return ClientResult(plan.round, client, diff.tobytes(), ctx.num_samples, loss, skipped)
 

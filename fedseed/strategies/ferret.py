@@ -85,8 +85,7 @@ class Ferret(Strategy):
         if self.cfg.adaptive_k:
             norms = []
             for lo, hi in self.blocks:
-                start = torch.empty_like(st.w[lo:hi])
-                st.engine.materialize(start, st.w0[lo:hi], st.delta[lo:hi])
+                start = st.global_weights(lo, hi)
                 norms.append(float(torch.linalg.vector_norm((start - st.w[lo:hi]).double())))
             total = sum(norms) or 1.0
             ks = [max(1, int(self.cfg.num_bases * n / total)) for n in norms]
