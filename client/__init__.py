@@ -1,1 +1,1 @@
-"""The edge client (installed as ``fedseed.client``); its gRPC loop arrives with the federation work."""
+"""The edge client (installed as ``fedseed.client``): joins a coordinator, trains, and follows the log."""

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fedseed.keys import check_client_name, create_client_keys
+
 VALID_DAYS = 365
 
 
@@ -51,12 +53,12 @@ def _alt_name(name: str) -> x509.GeneralName:
 
 
 def create_certs(out: str | pathlib.Path, server_names: list[str], clients: list[str]) -> list[pathlib.Path]:
-    """ca.pem/.key, server.pem/.key (valid for server_names), client-NAME.pem/.key for each client."""
+    """ca.pem/.key, server.pem/.key (valid for server_names), client-NAME.pem/.key for each client, plus each
+    client's Ed25519 signing key NAME.ed25519 and the coordinator's allow_list.json."""
     if not server_names:
         raise ValueError("at least one server name or IP address is needed")
     for c in clients:
-        if not c or not all(ch.isalnum() or ch in "-_." for ch in c):
-            raise ValueError(f"client name {c!r} must be letters, digits, '-', '_' or '.'")
+        check_client_name(c)
     folder = pathlib.Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / "ca.key").exists():
@@ -73,4 +75,6 @@ def create_certs(out: str | pathlib.Path, server_names: list[str], clients: list
         key = ec.generate_private_key(ec.SECP256R1())
         _write(folder, f"client-{name}", _issue(name, key, ca_name, ca_key, False, [ExtendedKeyUsageOID.CLIENT_AUTH]),
                key)
+    if clients:
+        create_client_keys(folder, clients)  # the Ed25519 request-signing keys and the allow-list
     return sorted(folder.iterdir())

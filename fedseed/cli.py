@@ -11,11 +11,59 @@ from fedseed.config import ConfigError
 
 def _simulate(args: argparse.Namespace) -> int:
     from fedseed.config import load_config
-    from fedseed.simulations.inline import simulate
 
-    cfg = load_config(args.config, args.set)
-    summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    if args.loopback:
+        from fedseed.simulations.loopback import run_loopback
+
+        summary = run_loopback(args.config, args.set, args.out, overwrite=args.overwrite, quiet=args.quiet)
+    else:
+        from fedseed.simulations.inline import simulate
+
+        cfg = load_config(args.config, args.set)
+        summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _server(args: argparse.Namespace) -> int:
+    from fedseed.server.app import run_server
+    from fedseed.server.config import load_server_config
+
+    cfg, sec = load_server_config(args.config, args.set)
+    print(json.dumps(run_server(cfg, sec), indent=2))
+    return 0
+
+
+def _client(args: argparse.Namespace) -> int:
+    import grpc
+
+    from fedseed.client.config import load_client_config
+    from fedseed.client.edge import ForkError, run_client
+
+    sec = load_client_config(args.config)
+    try:
+        summary = run_client(args.server, sec)
+    except ForkError as e:
+        print(f"fedseed: error: {e}", file=sys.stderr)
+        return 3
+    except grpc.RpcError as e:
+        print(f"fedseed: error: the coordinator refused: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from fedseed.keys import create_client_keys
+
+    print(create_client_keys(args.out, [c.strip() for c in args.clients.split(",") if c.strip()]))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from fedseed.run_inspect import inspect_run
+
+    print(inspect_run(args.run, as_json=args.json))
     return 0
 
 
@@ -85,7 +133,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default: run.out of the config)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
+    s.add_argument("--loopback", action="store_true",
+                   help="run a real coordinator and one client process per client over gRPC on 127.0.0.1")
     s.set_defaults(func=_simulate)
+    sv = sub.add_parser("server", help="run the coordinator (the run's tables plus a [server] table)")
+    sv.add_argument("--config", required=True)
+    sv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sv.set_defaults(func=_server)
+    cl = sub.add_parser("client", help="run an edge client against a coordinator")
+    cl.add_argument("--server", required=True, help="the coordinator's HOST:PORT")
+    cl.add_argument("--config", required=True, help="a TOML file with a [client] table")
+    cl.set_defaults(func=_client)
+    k = sub.add_parser("keys", help="create Ed25519 client keys and the coordinator's allow-list (no TLS files)")
+    k.add_argument("--out", required=True)
+    k.add_argument("--clients", required=True, help="comma-separated client names; their order gives the indices")
+    k.set_defaults(func=_keys)
+    ins = sub.add_parser("inspect", help="per-round participation, bytes, metrics and checksums of a run")
+    ins.add_argument("run", help="a run folder (or its log.sqlite)")
+    ins.add_argument("--json", action="store_true", help="one JSON object per round")
+    ins.set_defaults(func=_inspect)
     e = sub.add_parser("export", help="write a round of a run as a Hugging Face checkpoint")
     e.add_argument("run", help="a run folder (or its log.sqlite)")
     e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
@@ -119,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"fedseed: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError, OSError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"fedseed: error: {msg}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ checked key by key; any error names the key it is about."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import tomllib
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class Config:
     eval: EvalSection
 
 
+# Tables read by `fedseed server` and `fedseed client` (server/config.py, client/config.py), not by runs.
+PROCESS_SECTIONS = ("server", "client")
 SECTIONS = {"run": RunSection, "model": ModelSection, "data": DataSection, "federation": FederationSection,
             "eval": EvalSection}
 
@@ -127,7 +130,7 @@ def apply_overrides(doc: dict, overrides: list[str]) -> None:
 
 def build_config(doc: dict) -> Config:
     for section in doc:
-        if section not in SECTIONS and section != "strategy":
+        if section not in SECTIONS and section not in ("strategy", *PROCESS_SECTIONS):
             raise ConfigError(f"unknown config section '{section}'")
     parts = {name: _fill(cls, doc.get(name, {}), name) for name, cls in SECTIONS.items()}
     strat_table = doc.get("strategy", {})
@@ -171,6 +174,11 @@ def validate(cfg: Config) -> None:
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> Config:
+    return build_config(load_document(path, overrides))
+
+
+def load_document(path: str, overrides: list[str] | None = None) -> dict:
+    """The TOML document with overrides applied and a relative data path resolved against the file."""
     p = pathlib.Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -184,8 +192,23 @@ def load_config(path: str, overrides: list[str] | None = None) -> Config:
         candidate = p.parent / data["path"]  # a relative data path is relative to the config file
         if not pathlib.Path(data["path"]).is_absolute() and candidate.is_file():
             data["path"] = str(candidate)
-    return build_config(doc)
+    return doc
+
+
+def fill_section(cls: type, doc: dict, section: str) -> Any:
+    """A process table ([server], [client]) checked key by key like the run tables."""
+    return _fill(cls, doc.get(section, {}), section)
 
 
 def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def dump_toml(doc: dict) -> str:
+    """A TOML document of tables of scalars and (nested) lists -- the shape of every fedseed config."""
+    lines = []
+    for section, table in doc.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+        lines.append("")
+    return "\n".join(lines)

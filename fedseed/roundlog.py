@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS rounds (
 CREATE TABLE IF NOT EXISTS client_updates (
     round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL, payload BLOB NOT NULL,
     train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
+CREATE TABLE IF NOT EXISTS pending (
+    round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL, payload BLOB NOT NULL,
+    train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
 """
 
 
@@ -40,6 +43,7 @@ class RoundLog:
         self.path = pathlib.Path(path)
         self.db = sqlite3.connect(self.path)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
         self.db.executescript(SCHEMA)
 
     @staticmethod
@@ -82,6 +86,25 @@ class RoundLog:
             self.db.executemany(
                 "INSERT INTO client_updates VALUES (?,?,?,?,?,?)",
                 [(r.round, r.client, r.num_samples, r.payload, r.train_loss, r.skipped_steps) for r in results])
+            self.db.execute("DELETE FROM pending WHERE round <= ?", (update.round,))
+
+    def set_checksum(self, round_idx: int, checksum: str) -> None:
+        """Record a round's checksum learnt after the fact (a coordinator that holds no model)."""
+        with self.db:
+            self.db.execute("UPDATE rounds SET checksum = ? WHERE round = ? AND checksum = ''", (checksum, round_idx))
+
+    def add_pending(self, result: ClientResult) -> None:
+        """Keep an accepted client result of the open round, so a restarted coordinator loses nothing."""
+        with self.db:
+            self.db.execute("INSERT INTO pending VALUES (?,?,?,?,?,?)", (
+                result.round, result.client, result.num_samples, result.payload, result.train_loss,
+                result.skipped_steps))
+
+    def pending(self, round_idx: int) -> list[ClientResult]:
+        rows = self.db.execute("SELECT round, client, payload, num_samples, train_loss, skipped FROM pending "
+                               "WHERE round = ? ORDER BY client", (round_idx,)).fetchall()
+        return [ClientResult(r[0], r[1], r[2], r[3], r[4] if r[4] is not None else float("nan"), r[5])
+                for r in rows]
 
     def update(self, round_idx: int) -> GlobalUpdate:
         row = self.db.execute("SELECT round, kind, seeds, coefs, starts, stops, pool_indices, dense FROM rounds "

@@ -34,3 +34,13 @@ def weighted_index(cum_weights: np.ndarray, *parts: int) -> int:
     total = int(cum_weights[-1])
     u = derive(*parts) % total
     return int(np.searchsorted(cum_weights, u, side="right"))
+
+
+def sample_clients(run_seed: int, round_idx: int, attempt: int, candidates: list[int], k: int) -> list[int]:
+    """A round's k clients among the sorted candidates. The one-process simulation draws from every client with
+    attempt 0; a coordinator draws from the clients online, so with everyone online both pick the same."""
+    if len(candidates) <= k:
+        return list(candidates)
+    key = derive(run_seed, 0x5A3E, round_idx) if attempt == 0 else derive(run_seed, 0x5A3E, round_idx, attempt)
+    picked = np.random.default_rng(key).choice(len(candidates), k, replace=False)
+    return sorted(candidates[i] for i in picked.tolist())

@@ -1,1 +1,1 @@
-"""The coordinator (installed as ``fedseed.server``); its gRPC service arrives with the federation work."""
+"""The coordinator (installed as ``fedseed.server``): round orchestration over gRPC, persisted in SQLite."""

@@ -26,11 +26,10 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
 from fedseed.objective import Batch, Objective
 from fedseed.roundlog import RoundLog
-from fedseed.seeds import derive
+from fedseed.seeds import derive, sample_clients
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import ClientResult, GlobalUpdate, LocalContext, Strategy
-from fedseed.strategies.onebyte import OneByte
 
 
 @dataclass
@@ -66,11 +65,10 @@ class Federation:
         return LocalContext(self.state, self.objective, self.batch_stream(round_idx, client), len(self.shards[client]))
 
     def sample_clients(self, round_idx: int) -> list[int]:
-        n = self.cfg.federation.num_clients
-        if isinstance(self.strategy, OneByte):
-            return list(range(n))
-        rng = np.random.default_rng(derive(self.cfg.run.seed, 0x5A3E, round_idx))
-        return sorted(rng.choice(n, self.cfg.federation.clients_per_round, replace=False).tolist())
+        everyone = list(range(self.cfg.federation.num_clients))
+        if not self.strategy.samples_clients:
+            return everyone
+        return sample_clients(self.cfg.run.seed, round_idx, 0, everyone, self.cfg.federation.clients_per_round)
 
 
 def split_data(cfg: Config) -> tuple[Dataset, np.ndarray, np.ndarray]:

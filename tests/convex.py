@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from fedseed.simulations.inline import run_round
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
+from fedseed.simulations.inline import run_round
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, StrategyConfig

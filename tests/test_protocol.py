@@ -23,7 +23,7 @@ def test_generated_code_is_current(tmp_path):
 def test_update_message_round_trip():
     scalars = np.asarray([0.5, -1.25, 3.0], "<f4").tobytes()
     msg = pb.UpdateRequest(auth=pb.RequestAuth(client_id="c1", nonce=7, timestamp_ms=1, signature=b"\x01" * 64),
-                           round=3, payload=scalars, num_samples=40, start_checksum="ab" * 16)
+                           round=3, payload=scalars, num_samples=40, start_checksum=b"\xab" * 16)
     back = pb.UpdateRequest.FromString(msg.SerializeToString())
     assert back == msg and np.frombuffer(back.payload, "<f4").tolist() == [0.5, -1.25, 3.0]
     task = pb.Task(wait=pb.Wait(retry_after_ms=500))

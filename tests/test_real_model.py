@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from fedseed.simulations.inline import build_federation, simulate
 
 from fedseed.config import load_config
+from fedseed.simulations.inline import build_federation, simulate
 
 pytestmark = pytest.mark.slow
 QUICKSTART = "simulations/quickstart.toml"

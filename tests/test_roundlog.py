@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 import torch
-from fedseed.simulations.inline import build_federation, simulate
 
 from fedseed.config import load_config
 from fedseed.replay import catch_up, export_checkpoint, materialize_round, open_state
 from fedseed.roundlog import RoundLog
+from fedseed.simulations.inline import build_federation, simulate
 
 SMOKE = "simulations/smoke.toml"
 

@@ -5,11 +5,11 @@ import json
 import tomllib
 
 import pytest
-from fedseed.simulations.inline import simulate
 
 from fedseed.config import load_config
 from fedseed.replay import materialize_round
 from fedseed.roundlog import RoundLog
+from fedseed.simulations.inline import simulate
 
 SMOKE = "simulations/smoke.toml"
 CASES = {

@@ -146,6 +146,11 @@ def as_fp32(values: np.ndarray) -> np.ndarray:
 class Strategy(ABC):
     name: str = ""
     config_class: type[StrategyConfig] = StrategyConfig
+    # Over the network a round's update travels as the clients' relayed scalars when every party can aggregate
+    # them from (round, lr, results) alone; otherwise as (seed, coefficient) pairs.
+    relayable: bool = True
+    samples_clients: bool = True  # False: every active participant takes part in every round
+    networked: bool = True  # False: a simulation-only baseline (dense weights do not fit the seed protocol)
 
     def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
         cfg.validate()
@@ -157,6 +162,15 @@ class Strategy(ABC):
     def configure_round(self, round_idx: int, clients: list[int]) -> RoundPlan:
         lr = scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, round_idx, self.total_rounds)
         return RoundPlan(round_idx, sorted(clients), lr)
+
+    def encode_broadcast(self, plan: RoundPlan) -> bytes:
+        """The plan's strategy-specific arrays as bytes for a round task (none by default)."""
+        return b""
+
+    def decode_broadcast(self, data: bytes) -> dict:
+        if data:
+            raise ValueError(f"strategy {self.name} expects no broadcast, got {len(data)} bytes")
+        return {}
 
     @abstractmethod
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult: ...

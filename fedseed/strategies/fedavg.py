@@ -31,6 +31,7 @@ def local_sgd(ctx: LocalContext, lr: float, steps: int) -> tuple[float, int]:
 
 class FedAvg(Strategy):
     name = "fedavg"
+    networked = False
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
         loss, skipped = local_sgd(ctx, plan.lr, self.cfg.local_steps)

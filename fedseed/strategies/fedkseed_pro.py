@@ -35,6 +35,7 @@ class FedKSeedPro(FedKSeed):
     name = "fedkseed-pro"
     config_class = FedKSeedProConfig
     cfg: FedKSeedProConfig
+    relayable = False  # a client outside the round lacks its sampling weights, so coefficients travel
 
     def __init__(self, cfg: FedKSeedProConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
         super().__init__(cfg, run_seed, total_rounds, num_clients)
@@ -56,6 +57,17 @@ class FedKSeedPro(FedKSeed):
         plan.broadcast["cum_weights"] = np.cumsum(weights)
         plan.broadcast_bytes = 4 * len(weights)  # uint32 weights
         return plan
+
+    def encode_broadcast(self, plan: RoundPlan) -> bytes:
+        return np.diff(plan.broadcast["cum_weights"], prepend=0).astype("<u4").tobytes()
+
+    def decode_broadcast(self, data: bytes) -> dict:
+        if len(data) != 4 * self.cfg.num_seeds:
+            raise ValueError(f"sampling weights must be {4 * self.cfg.num_seeds} bytes, got {len(data)}")
+        weights = np.frombuffer(data, "<u4").astype(np.int64)
+        if weights.min() < 1:
+            raise ValueError("sampling weights must be positive")
+        return {"cum_weights": np.cumsum(weights)}
 
     def step_index(self, plan: RoundPlan, client: int, step: int) -> int:
         return weighted_index(plan.broadcast["cum_weights"], self.run_seed, plan.round, client, step)

@@ -47,6 +47,7 @@ class OneByte(Strategy):
     name = "onebyte"
     config_class = OneByteConfig
     cfg: OneByteConfig
+    samples_clients = False
 
     def is_active(self, participant: int, step: int) -> bool:
         joins = {p: s for p, s in self.cfg.join}

@@ -41,36 +41,44 @@ class JoinRequest(_message.Message):
     def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., layout: _Optional[_Union[LayoutFingerprint, _Mapping]] = ..., codecs: _Optional[_Iterable[str]] = ..., direction_kinds: _Optional[_Iterable[str]] = ..., software: _Optional[str] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("run_id", "strategy", "config_json", "direction_kind", "codec", "last_round")
+    __slots__ = ("run_id", "strategy", "config_json", "direction_kind", "codec", "last_round", "client_index")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_KIND_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     LAST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_INDEX_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     strategy: str
     config_json: str
     direction_kind: str
     codec: str
     last_round: int
-    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ..., config_json: _Optional[str] = ..., direction_kind: _Optional[str] = ..., codec: _Optional[str] = ..., last_round: _Optional[int] = ...) -> None: ...
+    client_index: int
+    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ..., config_json: _Optional[str] = ..., direction_kind: _Optional[str] = ..., codec: _Optional[str] = ..., last_round: _Optional[int] = ..., client_index: _Optional[int] = ...) -> None: ...
 
 class JoinReply(_message.Message):
-    __slots__ = ("run",)
+    __slots__ = ("run", "admitted")
     RUN_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
     run: RunConfig
-    def __init__(self, run: _Optional[_Union[RunConfig, _Mapping]] = ...) -> None: ...
+    admitted: bool
+    def __init__(self, run: _Optional[_Union[RunConfig, _Mapping]] = ..., admitted: _Optional[bool] = ...) -> None: ...
 
 class FetchTaskRequest(_message.Message):
-    __slots__ = ("auth", "applied_round", "wait_ms")
+    __slots__ = ("auth", "applied_round", "wait_ms", "state_checksum", "held_round")
     AUTH_FIELD_NUMBER: _ClassVar[int]
     APPLIED_ROUND_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    HELD_ROUND_FIELD_NUMBER: _ClassVar[int]
     auth: RequestAuth
     applied_round: int
     wait_ms: int
-    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., applied_round: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    state_checksum: bytes
+    held_round: int
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., applied_round: _Optional[int] = ..., wait_ms: _Optional[int] = ..., state_checksum: _Optional[bytes] = ..., held_round: _Optional[int] = ...) -> None: ...
 
 class RoundTask(_message.Message):
     __slots__ = ("round", "lr", "broadcast", "deadline_ms", "state_checksum")
@@ -83,8 +91,14 @@ class RoundTask(_message.Message):
     lr: float
     broadcast: bytes
     deadline_ms: int
-    state_checksum: str
-    def __init__(self, round: _Optional[int] = ..., lr: _Optional[float] = ..., broadcast: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., state_checksum: _Optional[str] = ...) -> None: ...
+    state_checksum: bytes
+    def __init__(self, round: _Optional[int] = ..., lr: _Optional[float] = ..., broadcast: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., state_checksum: _Optional[bytes] = ...) -> None: ...
+
+class SyncNeeded(_message.Message):
+    __slots__ = ("last_round",)
+    LAST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    last_round: int
+    def __init__(self, last_round: _Optional[int] = ...) -> None: ...
 
 class Wait(_message.Message):
     __slots__ = ("retry_after_ms",)
@@ -97,18 +111,22 @@ class Finished(_message.Message):
     FINAL_ROUND_FIELD_NUMBER: _ClassVar[int]
     FINAL_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     final_round: int
-    final_checksum: str
-    def __init__(self, final_round: _Optional[int] = ..., final_checksum: _Optional[str] = ...) -> None: ...
+    final_checksum: bytes
+    def __init__(self, final_round: _Optional[int] = ..., final_checksum: _Optional[bytes] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("round", "wait", "finished")
+    __slots__ = ("round", "wait", "finished", "sync", "updates")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     WAIT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
     round: RoundTask
     wait: Wait
     finished: Finished
-    def __init__(self, round: _Optional[_Union[RoundTask, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ...) -> None: ...
+    sync: SyncNeeded
+    updates: _containers.RepeatedCompositeFieldContainer[GlobalUpdate]
+    def __init__(self, round: _Optional[_Union[RoundTask, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ..., sync: _Optional[_Union[SyncNeeded, _Mapping]] = ..., updates: _Optional[_Iterable[_Union[GlobalUpdate, _Mapping]]] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
     __slots__ = ("auth", "round", "payload", "num_samples", "start_checksum", "train_loss", "skipped_steps")
@@ -123,10 +141,10 @@ class UpdateRequest(_message.Message):
     round: int
     payload: bytes
     num_samples: int
-    start_checksum: str
+    start_checksum: bytes
     train_loss: float
     skipped_steps: int
-    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ..., num_samples: _Optional[int] = ..., start_checksum: _Optional[str] = ..., train_loss: _Optional[float] = ..., skipped_steps: _Optional[int] = ...) -> None: ...
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ..., num_samples: _Optional[int] = ..., start_checksum: _Optional[bytes] = ..., train_loss: _Optional[float] = ..., skipped_steps: _Optional[int] = ...) -> None: ...
 
 class UpdateReply(_message.Message):
     __slots__ = ("round",)
@@ -144,8 +162,18 @@ class SyncRequest(_message.Message):
     merged: bool
     def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., from_round: _Optional[int] = ..., merged: _Optional[bool] = ...) -> None: ...
 
+class RelayedResult(_message.Message):
+    __slots__ = ("client", "num_samples", "payload")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    client: int
+    num_samples: int
+    payload: bytes
+    def __init__(self, client: _Optional[int] = ..., num_samples: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
 class GlobalUpdate(_message.Message):
-    __slots__ = ("round", "kind", "seeds", "coefs", "starts", "stops", "pool_indices", "checksum", "merged")
+    __slots__ = ("round", "kind", "seeds", "coefs", "starts", "stops", "pool_indices", "checksum", "merged", "first_round", "lr", "results", "own_result_omitted")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +183,10 @@ class GlobalUpdate(_message.Message):
     POOL_INDICES_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     MERGED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ROUND_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    OWN_RESULT_OMITTED_FIELD_NUMBER: _ClassVar[int]
     round: int
     kind: str
     seeds: _containers.RepeatedScalarFieldContainer[int]
@@ -162,9 +194,13 @@ class GlobalUpdate(_message.Message):
     starts: _containers.RepeatedScalarFieldContainer[int]
     stops: _containers.RepeatedScalarFieldContainer[int]
     pool_indices: _containers.RepeatedScalarFieldContainer[int]
-    checksum: str
+    checksum: bytes
     merged: bool
-    def __init__(self, round: _Optional[int] = ..., kind: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., coefs: _Optional[bytes] = ..., starts: _Optional[_Iterable[int]] = ..., stops: _Optional[_Iterable[int]] = ..., pool_indices: _Optional[_Iterable[int]] = ..., checksum: _Optional[str] = ..., merged: _Optional[bool] = ...) -> None: ...
+    first_round: int
+    lr: float
+    results: _containers.RepeatedCompositeFieldContainer[RelayedResult]
+    own_result_omitted: bool
+    def __init__(self, round: _Optional[int] = ..., kind: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., coefs: _Optional[bytes] = ..., starts: _Optional[_Iterable[int]] = ..., stops: _Optional[_Iterable[int]] = ..., pool_indices: _Optional[_Iterable[int]] = ..., checksum: _Optional[bytes] = ..., merged: _Optional[bool] = ..., first_round: _Optional[int] = ..., lr: _Optional[float] = ..., results: _Optional[_Iterable[_Union[RelayedResult, _Mapping]]] = ..., own_result_omitted: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("auth",)

@@ -1,0 +1,67 @@
+"""`fedseed client --server HOST:PORT --config client.toml`: the [client] table, checked key by key."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import tomllib
+from dataclasses import dataclass
+
+from fedseed.config import ConfigError, fill_section
+
+
+@dataclass
+class ClientSection:
+    id: str = ""  # the name in the coordinator's allow-list
+    key: str = ""  # this client's Ed25519 private key (PEM, from `fedseed certs --clients`)
+    ca: str = ""  # CA certificate to trust the coordinator with (TLS); empty: plaintext, loopback only
+    cert: str = ""  # client certificate + key for mutual TLS
+    cert_key: str = ""
+    server_name: str = ""  # TLS name to check when it differs from the address's host
+    insecure: bool = False  # allow plaintext to a non-loopback coordinator (never for real deployments)
+    out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id>)
+    data: str = ""  # a local JSONL file to train on instead of the run's partition
+    threads: int = 0  # torch threads (0: the run's model.threads)
+    heartbeat_s: float = 10.0
+    wait_ms: int = 20_000  # long-poll length asked of the coordinator
+    reconnect_timeout_s: float = 300.0  # give up after the coordinator is unreachable this long
+
+
+def load_client_config(path: str) -> ClientSection:
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = set(doc) - {"client"}
+    if unknown:
+        raise ConfigError(f"unknown config section '{sorted(unknown)[0]}' (a client file holds only [client])")
+    sec = fill_section(ClientSection, doc, "client")
+    for key in ("key", "ca", "cert", "cert_key", "data"):  # relative paths are relative to the file
+        value = getattr(sec, key)
+        if value and not pathlib.Path(value).is_absolute():
+            setattr(sec, key, str(p.parent / value))
+    if not sec.id:
+        raise ConfigError("config key 'client.id' is required (the name in the coordinator's allow-list)")
+    if not sec.key:
+        raise ConfigError("config key 'client.key' is required (this client's Ed25519 private key)")
+    for key in ("key", "ca", "cert", "cert_key", "data"):
+        value = getattr(sec, key)
+        if value and not pathlib.Path(value).is_file():
+            raise ConfigError(f"config key 'client.{key}': file {value!r} does not exist")
+    if bool(sec.cert) != bool(sec.cert_key):
+        raise ConfigError("config keys 'client.cert' and 'client.cert_key' must be given together")
+    if sec.cert and not sec.ca:
+        raise ConfigError("config key 'client.cert' (mutual TLS) needs client.ca")
+    for key in ("heartbeat_s", "reconnect_timeout_s"):
+        v = getattr(sec, key)
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(f"config key 'client.{key}' must be > 0")
+    if not 0 <= sec.wait_ms <= 600_000:
+        raise ConfigError("config key 'client.wait_ms' must be between 0 and 600000")
+    if sec.threads < 0:
+        raise ConfigError("config key 'client.threads' must be >= 0")
+    sec.out = sec.out or f"runs/client-{sec.id}"
+    return sec

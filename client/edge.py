@@ -1,0 +1,167 @@
+"""The edge client's loop: join, then pull a task -> local work -> submit -> apply the global update -> verify
+the checksum, catching up from the log whenever it was away. It never trains on a state whose checksum
+disagrees with the federation's."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import threading
+import time
+
+import grpc
+import numpy as np
+
+from fedseed import rng_spec, wire
+from fedseed.client.config import ClientSection
+from fedseed.client.session import Session
+from fedseed.codecs import CODECS
+from fedseed.config import build_config
+from fedseed.data.sources import load_dataset
+from fedseed.objective import Objective
+from fedseed.simulations.inline import Federation, build_federation
+from fedseed.strategies.base import ClientResult, RoundPlan
+from fedseed.v1 import coordinator_pb2 as pb
+
+SOFTWARE = "fedseed 0.1.0 (python)"
+LATE = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+class ForkError(RuntimeError):
+    """This client's state disagrees with the federation's checksum: it must stop, not train."""
+
+
+class EdgeClient:
+    def __init__(self, target: str, sec: ClientSection) -> None:
+        self.sec = sec
+        self.session = Session(target, sec)
+        self.out = pathlib.Path(sec.out)
+        self.applied = 0
+        self.held: ClientResult | None = None
+        self.rows: list[dict] = []
+
+    # ---- setup -------------------------------------------------------------------------------------------
+    def join(self) -> None:
+        offer = {"codecs": list(CODECS), "direction_kinds": list(rng_spec.KINDS), "software": SOFTWARE}
+        reply = self.session.call("Join", pb.JoinRequest(**offer))
+        cfg = build_config(json.loads(reply.run.config_json))
+        if self.sec.threads:
+            cfg.model.threads = self.sec.threads
+        self.cfg, self.index, self.run_id = cfg, reply.run.client_index, reply.run.run_id
+        self.fed = build_federation(cfg)
+        if self.sec.data:
+            self._use_local_data(self.fed)
+        layout = pb.LayoutFingerprint(spec_version=rng_spec.SPEC_VERSION,
+                                      fingerprint=self.fed.state.layout.fingerprint())
+        reply = self.session.call("Join", pb.JoinRequest(layout=layout, **offer))
+        if not reply.admitted:
+            raise RuntimeError("the coordinator did not admit this client")
+        self.checksum = self.fed.state.checksum()
+
+    def _use_local_data(self, fed: Federation) -> None:
+        ds = load_dataset("jsonl", self.sec.data, self.cfg.data.label_words or None)
+        fed.dataset = ds
+        fed.objective = Objective(fed.lm.tokenizer, ds, self.cfg.model.max_length, self.cfg.model.device)
+        fed.shards[self.index] = np.arange(len(ds.examples))
+
+    # ---- following the log -------------------------------------------------------------------------------
+    def apply(self, msg: pb.GlobalUpdate) -> None:
+        if msg.round <= self.applied:
+            return
+        first = msg.first_round if msg.merged else msg.round
+        if first != self.applied + 1:
+            raise ForkError(f"update for rounds {first}..{msg.round} does not follow round {self.applied}")
+        wire.apply_message(msg, self.fed.strategy, self.fed.state, self.held)
+        self.applied = msg.round
+        self.checksum = self.fed.state.checksum()
+        if msg.checksum and msg.checksum.hex() != self.checksum:
+            raise ForkError(f"state after round {msg.round} has checksum {self.checksum}, the coordinator logged "
+                            f"{msg.checksum.hex()}: stopping rather than training on a forked state")
+
+    def catch_up(self) -> None:
+        for msg in self.session.stream("SyncLog", pb.SyncRequest(from_round=self.applied, merged=True)):
+            self.apply(msg)
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def work(self, task: pb.RoundTask) -> None:
+        if task.state_checksum and task.state_checksum.hex() != self.checksum:
+            raise ForkError(f"round {task.round} starts from checksum {task.state_checksum.hex()}, but this "
+                            f"client's state after round {self.applied} is {self.checksum}")
+        strategy, state = self.fed.strategy, self.fed.state
+        plan = RoundPlan(task.round, [self.index], task.lr, strategy.decode_broadcast(task.broadcast))
+        t0 = time.time()
+        result = strategy.local_work(self.fed.context(task.round, self.index), plan, self.index)
+        state.restore()
+        local_s = time.time() - t0
+        request = pb.UpdateRequest(round=task.round, payload=result.payload, num_samples=result.num_samples,
+                                   start_checksum=bytes.fromhex(self.checksum), train_loss=result.train_loss,
+                                   skipped_steps=result.skipped_steps)
+        status = "accepted"
+        try:
+            self.session.call("SubmitUpdate", request)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.ALREADY_EXISTS:
+                status = "accepted"  # an earlier attempt landed before the connection broke
+            elif e.code() in LATE:
+                status = f"refused: {e.details()}"
+            else:
+                raise
+        self.held = result if status == "accepted" else None
+        self.rows.append({"round": task.round, "status": status, "train_loss": result.train_loss,
+                          "local_s": round(local_s, 3), "start_checksum": self.checksum})
+
+    def run(self) -> dict:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.join()
+        beat = threading.Thread(target=self._heartbeats, daemon=True)
+        self._stop = threading.Event()
+        beat.start()
+        try:
+            return self._loop()
+        finally:
+            self._stop.set()
+            self.session.close()
+
+    def _loop(self) -> dict:
+        metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
+        mark = (0, 0)
+        while True:
+            request = pb.FetchTaskRequest(applied_round=self.applied, wait_ms=self.sec.wait_ms,
+                                          state_checksum=bytes.fromhex(self.checksum),
+                                          held_round=self.held.round if self.held else 0)
+            task = self.session.call("FetchTask", request, timeout=self.sec.wait_ms / 1000 + 120)
+            for msg in task.updates:
+                self.apply(msg)
+            kind = task.WhichOneof("kind")
+            if kind == "sync":
+                self.catch_up()
+            elif kind == "finished":
+                return self._finish(task.finished, metrics)
+            elif kind == "round":
+                up, down = self.session.bytes_up - mark[0], self.session.bytes_down - mark[1]
+                mark = (self.session.bytes_up, self.session.bytes_down)
+                self.work(task.round)
+                row = {**self.rows[-1], "bytes_up_before": up, "bytes_down_before": down}
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+
+    def _finish(self, fin: pb.Finished, metrics: object) -> dict:
+        if fin.final_round != self.applied:
+            raise ForkError(f"the run finished at round {fin.final_round}, this client is at {self.applied}")
+        if fin.final_checksum and fin.final_checksum.hex() != self.checksum:
+            raise ForkError(f"final state after round {fin.final_round} has checksum {self.checksum}, the "
+                            f"coordinator logged {fin.final_checksum.hex()}")
+        metrics.close()  # type: ignore[attr-defined]
+        summary = {"client": self.sec.id, "index": self.index, "run_id": self.run_id, "final_round": self.applied,
+                   "final_checksum": self.checksum, "rounds_trained": sum(r["status"] == "accepted" for r in self.rows),
+                   "bytes_up": self.session.bytes_up, "bytes_down": self.session.bytes_down}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(self.sec.heartbeat_s):
+            self.session.heartbeat()
+
+
+def run_client(target: str, sec: ClientSection) -> dict:
+    return EdgeClient(target, sec).run()

@@ -1,0 +1,101 @@
+"""A client's connection to the coordinator: TLS or plaintext (loopback only), signed requests with strictly
+increasing nonces, reconnection with exponential backoff, and a count of serialized bytes both ways."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf.message import Message
+
+from fedseed.auth import load_private_key, sign_request
+from fedseed.client.config import ClientSection
+from fedseed.config import ConfigError
+from fedseed.server.config import is_loopback
+from fedseed.v1 import coordinator_pb2 as pb
+
+SERVICE = "fedseed.v1.Coordinator"
+REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
+           "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate}
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+CALL_TIMEOUT_S = 120.0
+MAX_RECEIVE_BYTES = 1 << 30
+
+
+def open_channel(target: str, sec: ClientSection) -> grpc.Channel:
+    options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+    if not sec.ca:
+        if not is_loopback(target) and not sec.insecure:
+            raise ConfigError(f"{target} is not loopback, so TLS is required: set client.ca (the federation's CA "
+                              "certificate), or client.insecure = true")
+        return grpc.insecure_channel(target, options=options)
+    if sec.server_name:
+        options.append(("grpc.ssl_target_name_override", sec.server_name))
+    read = lambda p: pathlib.Path(p).read_bytes() if p else None  # noqa: E731
+    creds = grpc.ssl_channel_credentials(read(sec.ca), read(sec.cert_key), read(sec.cert))
+    return grpc.secure_channel(target, creds, options=options)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+class Session:
+    def __init__(self, target: str, sec: ClientSection) -> None:
+        self.sec = sec
+        self.key = load_private_key(sec.key)
+        self.channel = open_channel(target, sec)
+        ser, path = _serialize, f"/{SERVICE}/"
+        self.calls = {m: (self.channel.unary_stream if m == "SyncLog" else self.channel.unary_unary)(
+            path + m, request_serializer=ser, response_deserializer=cls.FromString) for m, cls in REPLIES.items()}
+        self.lock = threading.Lock()  # one request at a time, so nonces arrive in the order they were signed
+        self.nonce = time.time_ns() // 1000  # increasing across restarts of this client too
+        self.bytes_up = 0
+        self.bytes_down = 0
+
+    def _send(self, method: str, request: Message, timeout: float) -> Message | list[Message]:
+        self.nonce += 1
+        sign_request(request, method, self.sec.id, self.key, self.nonce, int(time.time() * 1000))
+        self.bytes_up += request.ByteSize()
+        if method == "SyncLog":
+            replies = list(self.calls[method](request, timeout=timeout))
+            self.bytes_down += sum(r.ByteSize() for r in replies)
+            return replies
+        reply = self.calls[method](request, timeout=timeout)
+        self.bytes_down += reply.ByteSize()
+        return reply
+
+    def call(self, method: str, request: Message, timeout: float = CALL_TIMEOUT_S) -> Message | list[Message]:
+        """Send a signed request; while the coordinator is unreachable, retry with backoff (re-signed each time)
+        for up to reconnect_timeout_s. Other errors are raised as grpc.RpcError."""
+        give_up = time.monotonic() + self.sec.reconnect_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                with self.lock:
+                    return self._send(method, request, timeout)
+            except grpc.RpcError as e:
+                if e.code() not in RETRYABLE or time.monotonic() + delay > give_up:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+    def stream(self, method: str, request: Message) -> Iterator[Message]:
+        yield from self.call(method, request, timeout=None)  # type: ignore[misc]
+
+    def heartbeat(self) -> None:
+        """Best effort, never waiting behind another call (an open call already shows the client is alive)."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self._send("Heartbeat", pb.HeartbeatRequest(), 10.0)
+        except grpc.RpcError:
+            pass
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        self.channel.close()

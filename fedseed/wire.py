@@ -1,0 +1,124 @@
+"""Global updates on the wire (``fedseed.v1.GlobalUpdate``), shared by the coordinator and the edge client.
+
+Three forms: *relayed* (the round's client results; the receiver runs the strategy's own aggregation),
+*coefficients* (seed or pool index + float32 coefficient), and *merged* (per-seed int64 coefficient sums over
+many rounds, for catch-up). Decoding validates every field against the receiver's strategy and layout, so a
+malformed update is refused before it touches the state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedseed.directions import MAX_ABS_COEF
+from fedseed.rng_spec import MAX_SEED, check_kind
+from fedseed.roundlog import merged_seed_coefs
+from fedseed.state import FlatState
+from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strategy
+from fedseed.v1 import coordinator_pb2 as pb
+
+CHECKSUM_BYTES = 16
+
+
+def checksum_bytes(hex_digest: str) -> bytes:
+    return bytes.fromhex(hex_digest) if hex_digest else b""
+
+
+def relayed(round_idx: int, lr: float, results: list[ClientResult], checksum: str,
+            omit_client: int | None = None) -> pb.GlobalUpdate:
+    kept = [r for r in results if r.client != omit_client]
+    return pb.GlobalUpdate(
+        round=round_idx, lr=lr, checksum=checksum_bytes(checksum), own_result_omitted=len(kept) < len(results),
+        results=[pb.RelayedResult(client=r.client, num_samples=r.num_samples, payload=r.payload) for r in kept])
+
+
+def coefficients(update: GlobalUpdate, checksum: str) -> pb.GlobalUpdate:
+    if update.dense is not None:
+        raise ValueError("dense updates have no wire form")
+    msg = pb.GlobalUpdate(round=update.round, kind=update.kind, coefs=update.coefs.astype("<f4").tobytes(),
+                          checksum=checksum_bytes(checksum))
+    if update.pool_indices is not None:
+        msg.pool_indices.extend(update.pool_indices.tolist())
+    else:
+        msg.seeds.extend(update.seeds.tolist())
+    if update.starts is not None:
+        msg.starts.extend(update.starts.tolist())
+        msg.stops.extend(update.stops.tolist())
+    return msg
+
+
+def merged(updates: list[GlobalUpdate], checksum: str, pool: np.ndarray | None) -> pb.GlobalUpdate:
+    """Rounds first..last as one update of per-(seed, range) integer sums; at most K entries for FedKSeed."""
+    kind, items = merged_seed_coefs(updates)
+    msg = pb.GlobalUpdate(round=updates[-1].round, first_round=updates[0].round, kind=kind, merged=True,
+                          checksum=checksum_bytes(checksum),
+                          coefs=np.asarray([c for *_, c in items], "<i8").tobytes())
+    index = None if pool is None else {int(s): j for j, s in enumerate(pool.tolist())}
+    if index is not None and all(s in index for s, *_ in items):
+        msg.pool_indices.extend(index[s] for s, *_ in items)
+    else:
+        msg.seeds.extend(s for s, *_ in items)
+    if any(lo >= 0 for _, lo, _, _ in items):
+        msg.starts.extend(lo for _, lo, _, _ in items)
+        msg.stops.extend(hi for _, _, hi, _ in items)
+    return msg
+
+
+def _seeds(msg: pb.GlobalUpdate, strategy: Strategy, n: int) -> np.ndarray:
+    if len(msg.pool_indices):
+        pool = getattr(strategy, "pool", None)
+        if pool is None:
+            raise ValueError(f"strategy {strategy.name} has no seed pool for pool indices")
+        idx = np.asarray(msg.pool_indices, np.int64)
+        if len(idx) != n or idx.max() >= len(pool):
+            raise ValueError("pool indices do not match the coefficients or exceed the pool")
+        return pool[idx]
+    seeds = np.asarray(msg.seeds, np.uint64)
+    if len(seeds) != n or (n and int(seeds.max()) > MAX_SEED):
+        raise ValueError("seeds do not match the coefficients or exceed the seed range")
+    return seeds.astype(np.int64)
+
+
+def _ranges(msg: pb.GlobalUpdate, n: int, size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not len(msg.starts) and not len(msg.stops):
+        return None, None
+    starts, stops = np.asarray(msg.starts, np.int64), np.asarray(msg.stops, np.int64)
+    if len(starts) != n or len(stops) != n or (n and (starts.min() < 0 or (stops <= starts).any()
+                                                      or stops.max() > size)):
+        raise ValueError("update ranges do not match the coefficients or fall outside the layout")
+    return starts, stops
+
+
+def apply_message(msg: pb.GlobalUpdate, strategy: Strategy, state: FlatState,
+                  own: ClientResult | None = None) -> None:
+    """Validate one wire update and fold it into the state (raises ValueError, state untouched, if bad)."""
+    if msg.results or msg.own_result_omitted:
+        results = [ClientResult(msg.round, r.client, r.payload, r.num_samples, float("nan")) for r in msg.results]
+        if msg.own_result_omitted:
+            if own is None or own.round != msg.round:
+                raise ValueError(f"round {msg.round}: own result omitted but not held")
+            results.append(own)
+        results.sort(key=lambda r: r.client)
+        if len({r.client for r in results}) != len(results):
+            raise ValueError(f"round {msg.round}: a client appears twice")
+        plan = RoundPlan(msg.round, [r.client for r in results], msg.lr)
+        update = strategy.aggregate(plan, results)
+        strategy.apply(state, update)
+        return
+    check_kind(msg.kind)
+    if msg.merged:
+        coefs = np.frombuffer(msg.coefs, "<i8") if len(msg.coefs) % 8 == 0 else None
+        if coefs is None:
+            raise ValueError("merged coefficients must be int64")
+        seeds = _seeds(msg, strategy, len(coefs))
+        starts, stops = _ranges(msg, len(coefs), state.layout.size)
+        state.apply_seeds(seeds, coefs.astype(np.int64), msg.kind, starts, stops)
+        return
+    if len(msg.coefs) % 4:
+        raise ValueError("coefficients must be float32")
+    coefs = np.frombuffer(msg.coefs, "<f4")
+    if not np.isfinite(coefs).all() or (len(coefs) and np.abs(coefs).max() > MAX_ABS_COEF):
+        raise ValueError(f"round {msg.round}: coefficients are not finite or exceed {MAX_ABS_COEF}")
+    seeds = _seeds(msg, strategy, len(coefs))
+    starts, stops = _ranges(msg, len(coefs), state.layout.size)
+    strategy.apply(state, GlobalUpdate(msg.round, msg.kind, seeds, coefs.copy(), starts, stops))

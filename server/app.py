@@ -1,0 +1,69 @@
+"""`fedseed server`: the coordinator process -- gRPC on a socket (TLS outside loopback, optional mutual TLS),
+the standard health service, and the round loop until the run is finished."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from fedseed.config import Config
+from fedseed.server.config import ServerSection
+from fedseed.server.coordinator import Coordinator
+from fedseed.server.service import SERVICE, CoordinatorService
+
+TICK_S = 0.05
+MAX_SEND_BYTES = 1 << 30  # merged catch-up of a long Ferret run can be large; receiving is what is limited
+
+
+def credentials(sec: ServerSection) -> grpc.ServerCredentials | None:
+    if not sec.tls_cert:
+        return None
+    pair = (pathlib.Path(sec.tls_key).read_bytes(), pathlib.Path(sec.tls_cert).read_bytes())
+    root = pathlib.Path(sec.client_ca).read_bytes() if sec.client_ca else None
+    return grpc.ssl_server_credentials([pair], root_certificates=root, require_client_auth=bool(sec.client_ca))
+
+
+async def serve(cfg: Config, sec: ServerSection) -> dict:
+    """Run the coordinator until the run is finished (plus linger_s); returns the summary."""
+    coord = Coordinator(cfg, sec)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", sec.max_message_bytes),
+                                      ("grpc.max_send_message_length", MAX_SEND_BYTES),
+                                      ("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((CoordinatorService(coord).handler(),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    creds = credentials(sec)
+    port = server.add_secure_port(sec.address, creds) if creds else server.add_insecure_port(sec.address)
+    if port == 0:
+        raise OSError(f"could not bind {sec.address}")
+    await server.start()
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    (coord.out / "server.port").write_text(f"{port}\n", encoding="utf-8")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass  # not the main thread (tests run the server in a thread)
+    try:
+        while not coord.done() and not stop.is_set():
+            coord.tick()
+            await asyncio.sleep(TICK_S)
+    finally:
+        for name in ("", SERVICE):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(grace=1.0)
+        coord.log.close()
+    summary_path = coord.out / "summary.json"
+    return json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": coord.last}
+
+
+def run_server(cfg: Config, sec: ServerSection) -> dict:
+    return asyncio.run(serve(cfg, sec))

@@ -1,0 +1,88 @@
+"""`fedseed server --config server.toml`: the run tables plus a [server] table, checked key by key."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import pathlib
+from dataclasses import dataclass
+
+from fedseed.config import Config, ConfigError, build_config, fill_section, load_document
+
+
+@dataclass
+class ServerSection:
+    address: str = "127.0.0.1:50051"  # port 0: any free port, written to <out>/server.port
+    out: str = "runs/server"  # log.sqlite, metrics.jsonl, summary.json
+    clients: str = ""  # allow-list JSON from `fedseed certs --clients` ({"clients": [{id, public_key, index}]})
+    tls_cert: str = ""  # server certificate + key (PEM); required outside loopback unless insecure
+    tls_key: str = ""
+    client_ca: str = ""  # set: mutual TLS, clients must present a certificate from this CA
+    insecure: bool = False  # allow plaintext on a non-loopback address (never for real deployments)
+    hold_model: bool = True  # False: log only -- no weights held, checksums taken from the clients
+    min_clients: int = 0  # clients that must be online to open a round (0: federation.clients_per_round)
+    quorum: int = 0  # results that close a round at its deadline (0: half of clients_per_round, at least 1)
+    round_deadline_s: float = 600.0
+    heartbeat_timeout_s: float = 60.0  # a client silent this long is offline
+    max_message_bytes: int = 4 << 20
+    max_wait_ms: int = 30_000  # longest long-poll the coordinator holds
+    linger_s: float = 5.0  # after the last round, keep answering so clients learn the run finished
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_server(sec: ServerSection, cfg: Config) -> None:
+    host, sep, port = sec.address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"config key 'server.address' must be HOST:PORT, got {sec.address!r}")
+    if not sec.clients:
+        raise ConfigError("config key 'server.clients' must name the allow-list JSON (fedseed certs --clients)")
+    if not pathlib.Path(sec.clients).is_file():
+        raise ConfigError(f"config key 'server.clients': file {sec.clients!r} does not exist")
+    if bool(sec.tls_cert) != bool(sec.tls_key):
+        raise ConfigError("config keys 'server.tls_cert' and 'server.tls_key' must be given together")
+    for key in ("tls_cert", "tls_key", "client_ca"):
+        path = getattr(sec, key)
+        if path and not pathlib.Path(path).is_file():
+            raise ConfigError(f"config key 'server.{key}': file {path!r} does not exist")
+    if sec.client_ca and not sec.tls_cert:
+        raise ConfigError("config key 'server.client_ca' (mutual TLS) needs server.tls_cert and server.tls_key")
+    if not sec.tls_cert and not is_loopback(sec.address) and not sec.insecure:
+        raise ConfigError(f"config key 'server.address': {sec.address} is not loopback, so TLS is required "
+                          "(set server.tls_cert and server.tls_key, or server.insecure = true)")
+    n = cfg.federation.num_clients
+    checks = [
+        ("min_clients", 0 <= sec.min_clients <= n, f"must be between 0 and federation.num_clients ({n})"),
+        ("quorum", 0 <= sec.quorum <= cfg.federation.clients_per_round,
+         "must be between 0 and federation.clients_per_round"),
+        ("round_deadline_s", math.isfinite(sec.round_deadline_s) and sec.round_deadline_s > 0, "must be > 0"),
+        ("heartbeat_timeout_s", math.isfinite(sec.heartbeat_timeout_s) and sec.heartbeat_timeout_s > 0,
+         "must be > 0"),
+        ("max_message_bytes", 1024 <= sec.max_message_bytes <= 1 << 30, "must be between 1 KiB and 1 GiB"),
+        ("max_wait_ms", 0 <= sec.max_wait_ms <= 600_000, "must be between 0 and 600000"),
+        ("linger_s", math.isfinite(sec.linger_s) and sec.linger_s >= 0, "must be >= 0"),
+    ]
+    for key, ok, msg in checks:
+        if not ok:
+            raise ConfigError(f"config key 'server.{key}' {msg}")
+
+
+def load_server_config(path: str, overrides: list[str] | None = None) -> tuple[Config, ServerSection]:
+    doc = load_document(path, overrides)
+    cfg = build_config(doc)
+    sec = fill_section(ServerSection, doc, "server")
+    base = pathlib.Path(path).parent
+    for key in ("clients", "tls_cert", "tls_key", "client_ca"):  # relative paths are relative to the file
+        value = getattr(sec, key)
+        if value and not pathlib.Path(value).is_absolute() and (base / value).exists():
+            setattr(sec, key, str(base / value))
+    validate_server(sec, cfg)
+    return cfg, sec
