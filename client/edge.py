@@ -120,6 +120,7 @@ class EdgeClient:
             return self._loop()
         finally:
             self._stop.set()
+            beat.join()  # a heartbeat in flight must end before the channel closes
             self.session.close()
 
     def _loop(self) -> dict:

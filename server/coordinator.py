@@ -64,6 +64,7 @@ class Coordinator:
         self.rows: list[dict] = []
         self._resume()
         self.phase = "waiting"  # waiting | open | closing | finished
+        self.waiting_since = time.time()
         self.open: OpenRound | None = None
         self.attempt = 0
         self.traffic: dict[int, Traffic] = {}
@@ -264,13 +265,13 @@ class Coordinator:
                 self._begin_close()
             else:  # too few results: draw again among the clients online now, keeping valid results
                 self.attempt += 1
-                self.phase, self.open = "waiting", None
+                self.phase, self.open, self.waiting_since = "waiting", None, time.time()
                 self._try_open()
 
     def _try_open(self) -> None:
         r = self.last + 1
         online = self.registry.online(self.sec.heartbeat_timeout_s)
-        if len(online) < self.min_clients:
+        if len(online) < self.min_clients or not self._scheduled_present(r, online):
             return
         k = self.cfg.federation.clients_per_round
         candidates = (sample_clients(self.cfg.run.seed, r, self.attempt, online, k) if self.strategy.samples_clients
@@ -289,6 +290,17 @@ class Coordinator:
         self.notify()
         if self.open.complete():
             self._begin_close()
+
+    def _scheduled_present(self, r: int, online: list[int]) -> bool:
+        """Strategies without sampling (one-byte SPSA) wait for every participant scheduled for the step, up to
+        the round deadline; after that the step goes ahead with those online."""
+        if self.strategy.samples_clients or time.time() - self.waiting_since >= self.sec.round_deadline_s:
+            return True
+        try:
+            scheduled = self.strategy.configure_round(r, sorted(e.index for e in self.registry.entries.values()))
+        except ValueError:
+            return True
+        return set(scheduled.clients) <= set(online)
 
     def _begin_close(self) -> None:
         self.phase = "closing"
@@ -323,7 +335,7 @@ class Coordinator:
         if r >= self.cfg.run.rounds:
             self._finish()
         else:
-            self.phase = "waiting"
+            self.phase, self.waiting_since = "waiting", time.time()
             self._try_open()
         self.notify()
 

@@ -17,7 +17,8 @@ from fedseed.keys import create_client_keys
 STARTUP_S = 300.0
 
 
-def write_configs(config: str, overrides: list[str], out: pathlib.Path) -> tuple[int, pathlib.Path, list[pathlib.Path]]:
+def write_configs(config: str, overrides: list[str], out: pathlib.Path,
+                  port: int = 0) -> tuple[int, pathlib.Path, list[pathlib.Path]]:
     """server.toml (the run's tables + [server]) and one client TOML per client under out."""
     doc = load_document(config, overrides)
     cfg = build_config(doc)
@@ -25,7 +26,7 @@ def write_configs(config: str, overrides: list[str], out: pathlib.Path) -> tuple
     names = [f"c{i}" for i in range(n)]
     allow = create_client_keys(out / "keys", names)
     server = dict(doc.get("server", {}))
-    server.update(address="127.0.0.1:0", out=str(out / "server"), clients=str(allow))
+    server.update(address=f"127.0.0.1:{port}", out=str(out / "server"), clients=str(allow))
     doc = {k: v for k, v in doc.items() if k not in ("server", "client")} | {"server": server}
     server_toml = out / "server.toml"
     server_toml.write_text(dump_toml(doc), encoding="utf-8")
