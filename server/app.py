@@ -7,6 +7,7 @@ import asyncio
 import json
 import pathlib
 import signal
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -28,8 +29,9 @@ def credentials(sec: ServerSection) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([pair], root_certificates=root, require_client_auth=bool(sec.client_ca))
 
 
-async def serve(cfg: Config, sec: ServerSection) -> dict:
-    """Run the coordinator until the run is finished (plus linger_s); returns the summary."""
+async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool] = lambda: False,
+                on_ready: Callable[[Coordinator, int], None] | None = None) -> dict:
+    """Run the coordinator until the run is finished (plus linger_s) or should_stop(); returns the summary."""
     coord = Coordinator(cfg, sec)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", sec.max_message_bytes),
                                       ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -45,6 +47,8 @@ async def serve(cfg: Config, sec: ServerSection) -> dict:
     for name in ("", SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     (coord.out / "server.port").write_text(f"{port}\n", encoding="utf-8")
+    if on_ready is not None:
+        on_ready(coord, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -53,7 +57,7 @@ async def serve(cfg: Config, sec: ServerSection) -> dict:
         except (NotImplementedError, RuntimeError):
             pass  # not the main thread (tests run the server in a thread)
     try:
-        while not coord.done() and not stop.is_set():
+        while not coord.done() and not stop.is_set() and not should_stop():
             coord.tick()
             await asyncio.sleep(TICK_S)
     finally:

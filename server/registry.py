@@ -9,9 +9,11 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+import grpc
 from google.protobuf.message import Message
 
-from fedseed.auth import AuthError, Verifier
+from fedseed.auth import Verifier
+from fedseed.server.rounds import Refusal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
@@ -70,7 +72,7 @@ class Registry:
         self.in_call: dict[str, int] = {}  # open long-polls count as presence
 
     def verify(self, request: Message, method: str) -> ClientEntry:
-        """The verified client; raises AuthError (nothing recorded) for a request that must be refused."""
+        """The verified client; raises fedseed.auth.AuthError (nothing recorded) for a request to refuse."""
         cid = self.verifier.verify(request, method, int(time.time() * 1000))
         with self.db:
             self.db.execute("INSERT INTO clients VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_nonce = ?",
@@ -86,7 +88,8 @@ class Registry:
 
     def require_admitted(self, entry: ClientEntry) -> None:
         if entry.id not in self.admitted:
-            raise AuthError(f"client {entry.id} has not joined with a matching layout: call Join first")
+            raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"client {entry.id} has not joined with a matching layout: call Join first")
 
     def online(self, timeout_s: float) -> list[int]:
         """Indices of admitted clients seen within timeout_s or holding a call open, sorted."""

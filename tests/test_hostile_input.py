@@ -1,0 +1,153 @@
+"""Over a thousand malformed, oversized, non-finite, wrong-round, replayed, forged, unsigned and unknown-client
+messages: every one gets an error status, the coordinator stays up, and its log is unchanged."""
+
+import collections
+import hashlib
+import random
+import sqlite3
+import time
+
+import grpc
+import numpy as np
+import pytest
+from inprocess import ServerThread
+
+from fedseed.auth import generate_key, load_private_key, sign_request
+from fedseed.config import dump_toml, load_document
+from fedseed.keys import create_client_keys
+from fedseed.v1 import coordinator_pb2 as pb
+
+METHODS = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
+           "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate}
+MAX_MESSAGE = 65536
+
+
+@pytest.fixture(scope="module")
+def coordinator(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    allow = create_client_keys(tmp / "keys", ["c0", "c1"])
+    doc = load_document("simulations/loopback.toml")
+    doc["federation"].update(num_clients=2, clients_per_round=1)
+    doc["server"] = {"address": "127.0.0.1:0", "out": str(tmp / "server"), "clients": str(allow),
+                     "min_clients": 1, "max_message_bytes": MAX_MESSAGE}
+    (tmp / "server.toml").write_text(dump_toml(doc))
+    server = ServerThread(str(tmp / "server.toml"), []).start()
+    yield server, tmp
+    server.stop()
+
+
+class Caller:
+    def __init__(self, port: int, keys) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.keys = keys
+        self.nonce = time.time_ns() // 1000
+        self.codes: collections.Counter = collections.Counter()
+
+    def raw(self, method: str, data: bytes) -> grpc.StatusCode:
+        path = f"/fedseed.v1.Coordinator/{method}"
+        try:
+            if method == "SyncLog":
+                list(self.channel.unary_stream(path)(data, timeout=10))
+            else:
+                self.channel.unary_unary(path)(data, timeout=10)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+    def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None):
+        self.nonce += 1
+        sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
+                     int(time.time() * 1000) if ts is None else ts)
+        return msg
+
+    def send(self, method: str, msg) -> grpc.StatusCode:
+        return self.raw(method, msg.SerializeToString())
+
+    def bad(self, method: str, msg_or_bytes) -> None:
+        data = msg_or_bytes if isinstance(msg_or_bytes, bytes) else msg_or_bytes.SerializeToString()
+        code = self.raw(method, data)
+        assert code != grpc.StatusCode.OK, f"{method} accepted a bad message"
+        self.codes[code.name] += 1
+
+
+def log_digest(db_path) -> str:
+    db = sqlite3.connect(db_path)
+    h = hashlib.sha256()
+    for table in ("meta", "rounds", "client_updates", "pending"):
+        for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+            h.update(repr(row).encode())
+    db.close()
+    return h.hexdigest()
+
+
+def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
+    server, tmp = coordinator
+    keys = {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1")}
+    call = Caller(server.port, keys)
+    fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
+    assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp))) == grpc.StatusCode.OK
+    deadline = time.monotonic() + 30
+    while server.coord.phase != "open" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.coord.phase == "open" and server.coord.open.plan.clients == [0]
+    before = log_digest(tmp / "server" / "log.sqlite")
+    start = bytes.fromhex(server.coord.checksums[0])
+    steps = server.cfg.strategy.local_steps
+    good_payload = np.zeros(steps, "<f4").tobytes()
+    rng = random.Random(0)
+
+    def update(**kw):
+        fields = dict(round=1, payload=good_payload, num_samples=10, start_checksum=start)
+        fields.update(kw)
+        return pb.UpdateRequest(**fields)
+
+    for _ in range(300):  # garbage bytes to every method
+        call.bad(rng.choice(list(METHODS)), bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))))
+    for _ in range(10):  # larger than the coordinator's message limit
+        call.bad("SubmitUpdate", call.signed("SubmitUpdate", update(payload=b"\0" * (MAX_MESSAGE + 10))))
+    for method, cls in [("Join", pb.JoinRequest), ("FetchTask", pb.FetchTaskRequest),
+                        ("SubmitUpdate", pb.UpdateRequest), ("Heartbeat", pb.HeartbeatRequest),
+                        ("SyncLog", pb.SyncRequest)]:
+        for _ in range(20):
+            call.bad(method, cls())  # unsigned
+            call.bad(method, call.signed(method, cls(), cid="mallory", key=generate_key()))  # unknown client
+            call.bad(method, call.signed(method, cls(), cid="c1", key=keys["c0"]))  # forged identity
+            call.bad(method, call.signed(method, cls(), ts=int(time.time() * 1000) - 600_000))  # stale clock
+    for _ in range(50):  # replay: the same signed heartbeat twice
+        hb = call.signed("Heartbeat", pb.HeartbeatRequest())
+        assert call.send("Heartbeat", hb) == grpc.StatusCode.OK
+        call.bad("Heartbeat", hb)
+    for _ in range(50):  # tampered after signing
+        msg = call.signed("SubmitUpdate", update())
+        msg.num_samples = 11
+        call.bad("SubmitUpdate", msg)
+    nan = np.full(steps, np.nan, "<f4").tobytes()
+    inf = np.full(steps, np.inf, "<f4").tobytes()
+    huge = np.full(steps, 3e38, "<f4").tobytes()
+    cases = [update(round=r) for r in (0, 2, 3, 99, 2**31)] + [
+        update(payload=nan), update(payload=inf), update(payload=huge), update(payload=b"\1\2\3"),
+        update(payload=good_payload + good_payload), update(payload=b""), update(num_samples=0),
+        update(start_checksum=b"\1" * 5), update(start_checksum=b"\1" * 16), update(train_loss=float("inf")),
+        update(skipped_steps=10**6)]
+    for _ in range(20):
+        for msg in cases:
+            call.bad("SubmitUpdate", call.signed("SubmitUpdate", msg))
+    for _ in range(25):
+        call.bad("SubmitUpdate", call.signed("SubmitUpdate", update(), cid="c1"))  # not joined, not selected
+        call.bad("FetchTask", call.signed("FetchTask", pb.FetchTaskRequest(), cid="c1"))
+        call.bad("FetchTask", call.signed("FetchTask", pb.FetchTaskRequest(applied_round=5)))
+        call.bad("FetchTask", call.signed("FetchTask", pb.FetchTaskRequest(state_checksum=b"\7" * 16)))
+        call.bad("SyncLog", call.signed("SyncLog", pb.SyncRequest(from_round=9)))
+        wrong = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint="0" * 64)
+        call.bad("Join", call.signed("Join", pb.JoinRequest(layout=wrong), cid="c1", key=keys["c1"]))
+        other_spec = pb.LayoutFingerprint(spec_version="fedseed-rng-v0", fingerprint=fp.fingerprint)
+        call.bad("Join", call.signed("Join", pb.JoinRequest(layout=other_spec), cid="c1", key=keys["c1"]))
+    total = sum(call.codes.values())
+    assert total >= 1000, total
+    # each kind of fault has its own status
+    assert set(call.codes) == {"INVALID_ARGUMENT", "UNAUTHENTICATED", "FAILED_PRECONDITION",
+                               "RESOURCE_EXHAUSTED"}, call.codes  # never INTERNAL or UNKNOWN
+    assert server.thread.is_alive() and server.error is None
+    assert call.send("Heartbeat", call.signed("Heartbeat", pb.HeartbeatRequest())) == grpc.StatusCode.OK
+    assert log_digest(tmp / "server" / "log.sqlite") == before
+    assert server.coord.open.results == {} and server.coord.last == 0
