@@ -22,7 +22,7 @@ class ClientSection:
     out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id>)
     data: str = ""  # a local JSONL file to train on instead of the run's partition
     threads: int = 0  # torch threads (0: the run's model.threads)
-    heartbeat_s: float = 10.0
+    heartbeat_s: float = 20.0  # sent only after this long without any call (keep below the server's timeout)
     wait_ms: int = 20_000  # long-poll length asked of the coordinator
     reconnect_timeout_s: float = 300.0  # give up after the coordinator is unreachable this long
 

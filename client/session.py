@@ -55,6 +55,7 @@ class Session:
         self.nonce = time.time_ns() // 1000  # increasing across restarts of this client too
         self.bytes_up = 0
         self.bytes_down = 0
+        self.last_reply = time.monotonic()
 
     def _send(self, method: str, request: Message, timeout: float) -> Message | list[Message]:
         self.nonce += 1
@@ -63,9 +64,11 @@ class Session:
         if method == "SyncLog":
             replies = list(self.calls[method](request, timeout=timeout))
             self.bytes_down += sum(r.ByteSize() for r in replies)
+            self.last_reply = time.monotonic()
             return replies
         reply = self.calls[method](request, timeout=timeout)
         self.bytes_down += reply.ByteSize()
+        self.last_reply = time.monotonic()
         return reply
 
     def call(self, method: str, request: Message, timeout: float = CALL_TIMEOUT_S) -> Message | list[Message]:
@@ -87,8 +90,9 @@ class Session:
         yield from self.call(method, request, timeout=None)  # type: ignore[misc]
 
     def heartbeat(self) -> None:
-        """Best effort, never waiting behind another call (an open call already shows the client is alive)."""
-        if not self.lock.acquire(blocking=False):
+        """Best effort, only after heartbeat_s of silence, never waiting behind another call (an open call or a
+        recent one already shows the client is alive): no bytes are spent on it in a busy federation."""
+        if time.monotonic() - self.last_reply < self.sec.heartbeat_s or not self.lock.acquire(blocking=False):
             return
         try:
             self._send("Heartbeat", pb.HeartbeatRequest(), 10.0)

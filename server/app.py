@@ -64,6 +64,8 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         for name in ("", SERVICE):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(grace=1.0)
+        if coord.phase == "finished":
+            coord.write_summary()
         coord.log.close()
     summary_path = coord.out / "summary.json"
     return json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": coord.last}

@@ -26,7 +26,7 @@ class ServerSection:
     heartbeat_timeout_s: float = 60.0  # a client silent this long is offline
     max_message_bytes: int = 4 << 20
     max_wait_ms: int = 30_000  # longest long-poll the coordinator holds
-    linger_s: float = 5.0  # after the last round, keep answering so clients learn the run finished
+    linger_s: float = 30.0  # after the last round, wait at most this long for admitted clients to learn it
 
 
 def is_loopback(address: str) -> bool:

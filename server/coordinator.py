@@ -62,6 +62,7 @@ class Coordinator:
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.checksums: dict[int, str] = {0: self.host.base_checksum}
         self.rows: list[dict] = []
+        self._wire_cache: dict[int, pb.GlobalUpdate] = {}
         self._resume()
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
@@ -70,6 +71,7 @@ class Coordinator:
         self.traffic: dict[int, Traffic] = {}
         self.changed = asyncio.Event()
         self.finished_at: float | None = None
+        self.told_finished: set[str] = set()
         self.started = time.time()
         if self.last >= cfg.run.rounds:
             self._finish()
@@ -127,9 +129,22 @@ class Coordinator:
                             codec=self.cfg.strategy.codec, last_round=self.last, client_index=entry.index)
 
     def wire_round(self, r: int, omit: int | None) -> pb.GlobalUpdate:
-        if self.strategy.relayable:
-            return wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""), omit)
-        return wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
+        """Round r as sent to a client (its own result left out when it holds it); built once per round."""
+        cached = self._wire_cache.get(r)
+        if cached is None or cached.checksum.hex() != self.checksums.get(r, ""):
+            if self.strategy.relayable:
+                cached = wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""))
+            else:
+                cached = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
+            self._wire_cache = {k: v for k, v in self._wire_cache.items() if k > r - 4} | {r: cached}
+        own = [i for i, res in enumerate(cached.results) if res.client == omit] if omit is not None else []
+        if not own:
+            return cached
+        msg = pb.GlobalUpdate()
+        msg.CopyFrom(cached)
+        del msg.results[own[0]]
+        msg.own_result_omitted = True
+        return msg
 
     def _learn_checksum(self, entry: ClientEntry, round_idx: int, checksum: bytes, what: str) -> None:
         """Compare a client's checksum with the federation's; a coordinator without the model adopts the first."""
@@ -202,6 +217,7 @@ class Coordinator:
         task = pb.Task(updates=[self.wire_round(r, entry.index if held == r else None)
                                 for r in range(applied + 1, last + 1)])
         if self.phase == "finished":
+            self.told_finished.add(entry.id)
             task.finished.final_round = last
             task.finished.final_checksum = wire.checksum_bytes(self.checksums.get(last, ""))
             return task
@@ -342,13 +358,23 @@ class Coordinator:
     def _finish(self) -> None:
         self.phase = "finished"
         self.finished_at = time.monotonic()
+        self.write_summary()
+
+    def write_summary(self) -> None:
+        """summary.json; written when the last round closes and again at shutdown (a coordinator without the
+        model learns the final checksum from the clients in between)."""
         trained = [row for row in self.rows if row.get("round", 0) > 0]
         steady = [row["bytes_per_client"] for row in trained[1:]] or [row["bytes_per_client"] for row in trained]
-        summary = {"strategy": self.cfg.strategy.name, "rounds": self.last, "final_checksum": self.checksums.get(
-            self.last, ""), "bytes_per_client_round": float(np.mean(steady)) if steady else 0.0,
-            "final": {k: v for k, v in (trained[-1] if trained else {}).items() if k.startswith("eval_")},
-            "wall_s": round(time.time() - self.started, 1)}
+        summary = {"strategy": self.cfg.strategy.name, "rounds": self.last,
+                   "final_checksum": self.checksums.get(self.last, ""),
+                   "bytes_per_client_round": float(np.mean(steady)) if steady else 0.0,
+                   "final": {k: v for k, v in (trained[-1] if trained else {}).items() if k.startswith("eval_")},
+                   "wall_s": round(time.time() - self.started, 1)}
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
     def done(self) -> bool:
-        return self.finished_at is not None and time.monotonic() - self.finished_at >= self.sec.linger_s
+        """Finished, and every admitted client has been told so (or linger_s has passed)."""
+        if self.finished_at is None:
+            return False
+        told = self.registry.admitted <= self.told_finished
+        return told or time.monotonic() - self.finished_at >= self.sec.linger_s

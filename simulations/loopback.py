@@ -75,7 +75,9 @@ def run_loopback(config: str, overrides: list[str] | None, out_dir: str | None, 
                          out / f"{t.stem}.log") for t in client_tomls]
         if not quiet:
             print(f"coordinator on 127.0.0.1:{port}, {n} client processes; logs in {out}", file=sys.stderr)
-        codes = [c.wait() for c in clients]
+        while any(c.poll() is None for c in clients) and not any(c.poll() for c in clients):
+            time.sleep(0.2)  # stop everything as soon as one client fails, rather than wait for its peers
+        codes = [c.poll() for c in clients]
         server_code = server.wait(timeout=120) if not any(codes) else -1
     finally:
         for p in [*clients, server]:

@@ -40,6 +40,13 @@ def test_loopback_run_equals_one_process_simulation(tmp_path, capsys):
     assert 0 < summary["bytes_per_client_round"] < 1000  # 4 fp32 scalars a step: seeds never travel
 
 
+def test_log_only_coordinator_learns_checksums_from_clients(tmp_path):
+    overrides = ["run.rounds=2", "server.hold_model=false"]
+    summary = run_loopback(CONFIG, overrides, str(tmp_path / "net"), quiet=True)
+    assert summary["clients_agree"] and summary["final"] == {}  # no model: no evaluation
+    assert summary["final_checksum"] == simulated_checksum(tmp_path, overrides)
+
+
 def test_coordinator_killed_mid_round_resumes_from_sqlite(tmp_path):
     overrides = ["run.rounds=4", "strategy.local_steps=8"]
     fed = LiveFederation(CONFIG, overrides, tmp_path / "net")
@@ -109,7 +116,7 @@ def test_onebyte_participants_join_and_leave_mid_run(tmp_path):
     # participant 3 joins at step 3 (its process starts only then); participant 0 leaves at step 4 (killed)
     overrides = ["run.rounds=5", "strategy.name=onebyte", "strategy.samples_per_step=2", "strategy.lr=1e-3",
                  "strategy.codec=onebyte", "strategy.join=[[3, 3]]", "strategy.leave=[[0, 4]]",
-                 "server.min_clients=3", "server.round_deadline_s=120"]
+                 "server.min_clients=3", "server.round_deadline_s=120", "server.linger_s=2"]
     config = base_strategy_config(tmp_path)
     fed = LiveFederation(config, overrides, tmp_path / "net")
     try:

@@ -10,6 +10,7 @@ import time
 import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inprocess import ServerThread
 
 from fedseed.auth import generate_key, load_private_key, sign_request
@@ -151,3 +152,7 @@ def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
     assert call.send("Heartbeat", call.signed("Heartbeat", pb.HeartbeatRequest())) == grpc.StatusCode.OK
     assert log_digest(tmp / "server" / "log.sqlite") == before
     assert server.coord.open.results == {} and server.coord.last == 0
+    health = health_pb2_grpc.HealthStub(call.channel)
+    for name in ("", "fedseed.v1.Coordinator"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING

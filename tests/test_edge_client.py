@@ -1,0 +1,78 @@
+"""The edge client's guard rails without a network: a global update whose checksum disagrees stops the client
+with an error naming the round, and malformed wire updates are refused before they touch the state."""
+
+import numpy as np
+import pytest
+
+from fedseed import wire
+from fedseed.client.config import ClientSection
+from fedseed.client.edge import EdgeClient, ForkError
+from fedseed.codecs import encode
+from fedseed.config import load_config
+from fedseed.simulations.inline import build_federation
+from fedseed.strategies.base import ClientResult, RoundPlan
+from fedseed.v1 import coordinator_pb2 as pb
+
+
+@pytest.fixture(scope="module")
+def fed():
+    return build_federation(load_config("simulations/loopback.toml"))
+
+
+def offline_client(fed) -> EdgeClient:
+    client = EdgeClient.__new__(EdgeClient)  # no session: only the log-following part is exercised
+    client.sec, client.fed, client.applied, client.held, client.rows = ClientSection(id="c0"), fed, 0, None, []
+    client.checksum = fed.state.checksum()
+    return client
+
+
+def round_one(fed) -> list[ClientResult]:
+    steps = fed.strategy.cfg.local_steps
+    return [ClientResult(1, c, encode(np.full(steps, 0.5 * (c + 1)), "fp32"), 10 + c, 0.7) for c in (0, 2)]
+
+
+def test_checksum_mismatch_stops_the_client_naming_the_round(fed):
+    client = offline_client(fed)
+    with pytest.raises(ForkError, match="after round 1 has checksum .* the coordinator logged 0000"):
+        client.apply(wire.relayed(1, 1e-3, round_one(fed), "00" * 16))
+    fed.state.delta.zero_()
+    fed.state.delta_bound = 0
+    fed.state.restore()
+
+
+def test_relayed_update_equals_coordinator_aggregation(fed):
+    results = round_one(fed)
+    plan = RoundPlan(1, [0, 2], 1e-3)
+    fed.state.delta.zero_()
+    fed.state.restore()
+    fed.strategy.apply(fed.state, fed.strategy.aggregate(plan, results))
+    expected = fed.state.checksum()
+    fed.state.delta.zero_()
+    fed.state.delta_bound = 0
+    fed.state.restore()
+    client = offline_client(fed)
+    client.held = results[1]  # the coordinator left this client's own result out
+    client.apply(wire.relayed(1, 1e-3, results, expected, omit_client=2))
+    assert client.checksum == expected and client.applied == 1
+    fed.state.delta.zero_()
+    fed.state.delta_bound = 0
+    fed.state.restore()
+
+
+@pytest.mark.parametrize("bad", [
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1, 2], coefs=np.zeros(1, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1], coefs=np.asarray([np.nan], "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1], coefs=np.asarray([5.0], "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1], coefs=b"\0\0\0"),
+    pb.GlobalUpdate(round=1, kind="rademacher", pool_indices=[10**6], coefs=np.zeros(1, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1], starts=[0], stops=[10**12],
+                    coefs=np.zeros(1, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="sobol", seeds=[1], coefs=np.zeros(1, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", merged=True, seeds=[1], coefs=np.asarray([2**62], "<i8").tobytes()),
+    pb.GlobalUpdate(round=1, lr=1e-3, own_result_omitted=True),
+])
+def test_malformed_wire_updates_are_refused_untouched(fed, bad):
+    before = fed.state.delta_digest()
+    with pytest.raises(ValueError):
+        wire.apply_message(bad, fed.strategy, fed.state)
+    assert fed.state.delta_digest() == before
