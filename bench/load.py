@@ -40,6 +40,7 @@ def write_server(out: pathlib.Path, n: int, rounds: int) -> tuple[pathlib.Path, 
     doc["run"]["rounds"] = rounds
     doc["federation"].update(num_clients=n, clients_per_round=n, batch_size=1)
     doc["strategy"].update(local_steps=1, num_seeds=4096)
+    doc["data"].update(partition="iid")  # 1,000 shards of a small dataset
     doc["server"] = {"address": "127.0.0.1:0", "out": str(out / "server"), "clients": str(out / "allow_list.json"),
                      "hold_model": False, "min_clients": n, "round_deadline_s": 600.0}
     path = out / "server.toml"

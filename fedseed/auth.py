@@ -12,10 +12,11 @@ import hashlib
 import pathlib
 import struct
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf.message import Message
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 DOMAIN = b"fedseed.v1\0"
 MAX_SKEW_MS = 5 * 60 * 1000
@@ -71,7 +72,8 @@ class Verifier:
     """Checks signed requests against an allow-list {client_id: public key hex}; tracks nonces."""
 
     def __init__(self, allow_list: dict[str, str], max_skew_ms: int = MAX_SKEW_MS) -> None:
-        self.keys = {cid: Ed25519PublicKey.from_public_bytes(bytes.fromhex(h)) for cid, h in allow_list.items()}
+        # libsodium verifies about twice as fast as OpenSSL here, and verification is the coordinator's hot path
+        self.keys = {cid: VerifyKey(bytes.fromhex(h)) for cid, h in allow_list.items()}
         self.max_skew_ms = max_skew_ms
         self.last_nonce: dict[str, int] = {}
 
@@ -86,8 +88,8 @@ class Verifier:
         if len(auth.signature) != 64:
             raise AuthError("signature must be 64 bytes")
         try:
-            key.verify(auth.signature, signing_bytes(request, method))
-        except InvalidSignature:
+            key.verify(signing_bytes(request, method), auth.signature)
+        except BadSignatureError:
             raise AuthError("bad signature") from None
         if abs(auth.timestamp_ms - now_ms) > self.max_skew_ms:
             raise AuthError(f"timestamp {auth.timestamp_ms} is more than {self.max_skew_ms} ms from server time")

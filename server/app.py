@@ -66,6 +66,7 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         await server.stop(grace=1.0)
         if coord.phase == "finished":
             coord.write_summary()
+        coord.registry.flush()
         coord.log.close()
     summary_path = coord.out / "summary.json"
     return json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": coord.last}

@@ -57,12 +57,14 @@ class Coordinator:
         self.log = RoundLog(self.out / "log.sqlite")
         self._check_or_write_meta()
         self.registry = Registry(self.log.db, entries)
+        self.run_id, self.config_json = self.log.meta("run_id"), json.dumps(to_dict(cfg))
         self.strategy = self.host.strategy
         self.min_clients = sec.min_clients or cfg.federation.clients_per_round
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.checksums: dict[int, str] = {0: self.host.base_checksum}
         self.rows: list[dict] = []
         self._wire_cache: dict[int, pb.GlobalUpdate] = {}
+        self._wire_position: dict[int, dict[int, int]] = {}  # round -> client -> index in the relayed results
         self._resume()
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
@@ -124,25 +126,27 @@ class Coordinator:
         return scheduled_lr(s.lr, s.lr_schedule, round_idx, self.cfg.run.rounds)
 
     def run_config(self, entry: ClientEntry) -> pb.RunConfig:
-        return pb.RunConfig(run_id=self.log.meta("run_id"), strategy=self.cfg.strategy.name,
-                            config_json=json.dumps(to_dict(self.cfg)), direction_kind=self.cfg.strategy.direction,
+        return pb.RunConfig(run_id=self.run_id, strategy=self.cfg.strategy.name, config_json=self.config_json,
+                            direction_kind=self.cfg.strategy.direction,
                             codec=self.cfg.strategy.codec, last_round=self.last, client_index=entry.index)
 
     def wire_round(self, r: int, omit: int | None) -> pb.GlobalUpdate:
-        """Round r as sent to a client (its own result left out when it holds it); built once per round."""
+        """Round r as sent to a client, in the smaller of its two forms (a relay leaves out the client's own result
+        when it holds it); built once per round."""
         cached = self._wire_cache.get(r)
         if cached is None or cached.checksum.hex() != self.checksums.get(r, ""):
-            if self.strategy.relayable:
-                cached = wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""))
-            else:
-                cached = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
+            cached = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
+            if self.strategy.relayable:  # relay the clients' scalars when that is smaller (small rounds)
+                relay = wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""))
+                cached = relay if relay.ByteSize() <= cached.ByteSize() else cached
             self._wire_cache = {k: v for k, v in self._wire_cache.items() if k > r - 4} | {r: cached}
-        own = [i for i, res in enumerate(cached.results) if res.client == omit] if omit is not None else []
-        if not own:
+            self._wire_position[r] = {res.client: i for i, res in enumerate(cached.results)}
+        own = self._wire_position[r].get(omit) if omit is not None else None
+        if own is None:
             return cached
         msg = pb.GlobalUpdate()
         msg.CopyFrom(cached)
-        del msg.results[own[0]]
+        del msg.results[own]
         msg.own_result_omitted = True
         return msg
 
@@ -252,6 +256,7 @@ class Coordinator:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"start_checksum must be {wire.CHECKSUM_BYTES} bytes")
         self._learn_checksum(entry, r - 1, req.start_checksum, "start_checksum")
         o.start_checksum = self.checksums.get(r - 1, "")
+        self.registry.stage_nonces()  # committed together with the update
         self.log.add_pending(result)
         o.results[entry.index] = result
         if o.complete():
@@ -274,6 +279,7 @@ class Coordinator:
 
     # ---- round lifecycle (driven by tick) ------------------------------------------------------------------
     def tick(self) -> None:
+        self.registry.flush()
         if self.phase == "waiting":
             self._try_open()
         elif self.phase == "open" and self.open is not None and time.time() >= self.open.deadline:

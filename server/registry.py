@@ -68,22 +68,34 @@ class Registry:
                 self.verifier.last_nonce[cid] = nonce
                 if admitted:
                     self.admitted.add(cid)
+        self.dirty: dict[str, int] = {}  # accepted nonces not yet written
         self.last_seen: dict[str, float] = {}
         self.in_call: dict[str, int] = {}  # open long-polls count as presence
 
     def verify(self, request: Message, method: str) -> ClientEntry:
         """The verified client; raises fedseed.auth.AuthError (nothing recorded) for a request to refuse."""
         cid = self.verifier.verify(request, method, int(time.time() * 1000))
-        with self.db:
-            self.db.execute("INSERT INTO clients VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_nonce = ?",
-                            (cid, self.entries[cid].index, self.verifier.last_nonce[cid], 0,
-                             self.verifier.last_nonce[cid]))
+        self.dirty[cid] = self.verifier.last_nonce[cid]
         self.last_seen[cid] = time.monotonic()
         return self.entries[cid]
+
+    def stage_nonces(self) -> None:
+        """Write accepted nonces into the open transaction: a state change commits them with itself, so a request
+        that changed state can never be replayed after a crash; read-only calls are flushed within a tick."""
+        if self.dirty:
+            self.db.executemany("INSERT INTO clients VALUES (?, ?, ?, 0) ON CONFLICT(id) DO UPDATE SET last_nonce = ?",
+                                [(c, self.entries[c].index, n, n) for c, n in self.dirty.items()])
+            self.dirty = {}
+
+    def flush(self) -> None:
+        if self.dirty:
+            with self.db:
+                self.stage_nonces()
 
     def admit(self, cid: str) -> None:
         self.admitted.add(cid)
         with self.db:
+            self.stage_nonces()
             self.db.execute("UPDATE clients SET admitted = 1 WHERE id = ?", (cid,))
 
     def require_admitted(self, entry: ClientEntry) -> None:

@@ -30,7 +30,7 @@ class OpenRound:
     results: dict[int, ClientResult] = field(default_factory=dict)
 
     def complete(self) -> bool:
-        return all(c in self.results for c in self.plan.clients)
+        return len(self.results) == len(self.plan.clients)  # results only ever hold planned clients
 
     def sorted_results(self) -> list[ClientResult]:
         return [self.results[c] for c in sorted(self.results)]
@@ -38,7 +38,7 @@ class OpenRound:
 
 def check_result(strategy: Strategy, plan: RoundPlan, result: ClientResult, max_samples: int) -> None:
     """Refuse (INVALID_ARGUMENT) a result the strategy could not aggregate: wrong size or count, non-finite or
-    out-of-range scalars, impossible counts. Aggregating it alone exercises every check the round will."""
+    out-of-range scalars, impossible counts (the strategy's own check_result)."""
     bad = grpc.StatusCode.INVALID_ARGUMENT
     if not 1 <= result.num_samples <= max_samples:
         raise Refusal(bad, f"num_samples must be in [1, {max_samples}], got {result.num_samples}")
@@ -47,7 +47,7 @@ def check_result(strategy: Strategy, plan: RoundPlan, result: ClientResult, max_
     if not 0 <= result.skipped_steps <= max(strategy.cfg.local_steps, getattr(strategy.cfg, "samples_per_step", 0)):
         raise Refusal(bad, f"skipped_steps {result.skipped_steps} exceeds the steps of a round")
     try:
-        strategy.aggregate(plan, [result]).coef_ints()
+        strategy.check_result(plan, result)
     except (ValueError, OverflowError) as e:
         raise Refusal(bad, f"payload refused: {e}") from None
 

@@ -172,6 +172,11 @@ class Strategy(ABC):
             raise ValueError(f"strategy {self.name} expects no broadcast, got {len(data)} bytes")
         return {}
 
+    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
+        """Raise ValueError if the coordinator could not aggregate this result (size, count, range). The generic
+        check aggregates it alone; strategies override it with a cheaper equivalent."""
+        self.aggregate(plan, [result]).coef_ints()
+
     @abstractmethod
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult: ...
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedseed.codecs import decode, encode
+from fedseed.directions import MAX_ABS_COEF
 from fedseed.seeds import seed_pool, uniform_index
 from fedseed.strategies.base import (
     ClientResult,
@@ -67,6 +68,13 @@ class FedKSeed(Strategy):
                 losses.append(res.loss)
         return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
                             float(np.mean(losses)) if losses else float("nan"), skipped)
+
+    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
+        g = decode(result.payload, self.cfg.codec)  # raises on a ragged length or non-finite values
+        if len(g) != self.cfg.local_steps:
+            raise ValueError(f"client {result.client} sent {len(g)} scalars, expected {self.cfg.local_steps}")
+        if len(g) and plan.lr * float(np.abs(g).max()) > MAX_ABS_COEF:
+            raise ValueError(f"a scalar of client {result.client} would give a coefficient above {MAX_ABS_COEF}")
 
     def per_seed_sums(self, plan: RoundPlan, results: list[ClientResult]) -> np.ndarray:
         """A_j = sum_i weight_i * sum_{t: idx(i,t)=j} g_t (float64), the round's per-seed scalar."""
