@@ -59,7 +59,8 @@ class EdgeClient:
         self.checksum = self.fed.state.checksum()
 
     def _use_local_data(self, fed: Federation) -> None:
-        ds = load_dataset("jsonl", self.sec.data, self.cfg.data.label_words or None)
+        # rows in the run's format; text/label rows may name labels by the run's label words
+        ds = load_dataset("jsonl", self.sec.data, self.cfg.data.label_words or fed.dataset.label_words or None)
         fed.dataset = ds
         fed.objective = Objective(fed.lm.tokenizer, ds, self.cfg.model.max_length, self.cfg.model.device)
         fed.shards[self.index] = np.arange(len(ds.examples))

@@ -221,9 +221,10 @@ class Coordinator:
         task = pb.Task(updates=[self.wire_round(r, entry.index if held == r else None)
                                 for r in range(applied + 1, last + 1)])
         if self.phase == "finished":
-            self.told_finished.add(entry.id)
             task.finished.final_round = last
             task.finished.final_checksum = wire.checksum_bytes(self.checksums.get(last, ""))
+            if task.finished.final_checksum and applied == last:
+                self.told_finished.add(entry.id)  # it will verify and stop; without a checksum it asks again
             return task
         o = self.open
         if (self.phase == "open" and o is not None and entry.index in o.plan.clients

@@ -1,6 +1,8 @@
 """The edge client's guard rails without a network: a global update whose checksum disagrees stops the client
 with an error naming the round, and malformed wire updates are refused before they touch the state."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,17 @@ def test_malformed_wire_updates_are_refused_untouched(fed, bad):
     with pytest.raises(ValueError):
         wire.apply_message(bad, fed.strategy, fed.state)
     assert fed.state.delta_digest() == before
+
+
+def test_local_jsonl_data_replaces_the_partition(tmp_path):
+    own = build_federation(load_config("simulations/loopback.toml"))
+    words = own.dataset.label_words
+    rows = [{"text": f"Review: {t}\nSentiment:", "label": words[i % 2]} for i, t in enumerate(["great", "awful", "ok"])]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    client = offline_client(own)
+    client.sec, client.cfg, client.index = ClientSection(id="c1", data=str(path)), own.cfg, 1
+    client._use_local_data(own)
+    ctx = own.context(1, 1)
+    assert ctx.num_samples == 3 and own.dataset.examples[0].label == 0
+    assert ctx.next_batch() is not None
