@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import pathlib
-import tomllib
 from dataclasses import dataclass
 
-from fedseed.config import ConfigError, fill_section
+from fedseed.config import ConfigError, fill_section, read_toml
 
 
 @dataclass
@@ -29,12 +28,7 @@ class ClientSection:
 
 def load_client_config(path: str) -> ClientSection:
     p = pathlib.Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    doc = read_toml(path)
     unknown = set(doc) - {"client"}
     if unknown:
         raise ConfigError(f"unknown config section '{sorted(unknown)[0]}' (a client file holds only [client])")

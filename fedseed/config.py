@@ -177,15 +177,20 @@ def load_config(path: str, overrides: list[str] | None = None) -> Config:
     return build_config(load_document(path, overrides))
 
 
-def load_document(path: str, overrides: list[str] | None = None) -> dict:
-    """The TOML document with overrides applied and a relative data path resolved against the file."""
+def read_toml(path: str) -> dict:
     p = pathlib.Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def load_document(path: str, overrides: list[str] | None = None) -> dict:
+    """The TOML document with overrides applied and a relative data path resolved against the file."""
+    p = pathlib.Path(path)
+    doc = read_toml(path)
     apply_overrides(doc, overrides or [])
     data = doc.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:

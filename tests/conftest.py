@@ -11,3 +11,14 @@ def _torch_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Two independent certificate sets from `fedseed certs` (the second one's CA is a stranger)."""
+    from fedseed.cli import main
+
+    good, other = tmp_path_factory.mktemp("pki"), tmp_path_factory.mktemp("other")
+    assert main(["certs", "--out", str(good), "--clients", "alice,c0,c1"]) == 0
+    assert main(["certs", "--out", str(other), "--clients", "alice,c0"]) == 0
+    return good, other

@@ -14,14 +14,6 @@ from fedseed.server.config import load_server_config
 from fedseed.v1 import coordinator_pb2 as pb
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    good, other = tmp_path_factory.mktemp("pki"), tmp_path_factory.mktemp("other")
-    assert main(["certs", "--out", str(good), "--clients", "c0,c1"]) == 0
-    assert main(["certs", "--out", str(other), "--clients", "c0"]) == 0
-    return good, other
-
-
 def server_toml(tmp_path, pki_dir, **server) -> str:
     doc = load_document("simulations/loopback.toml")
     doc["run"]["rounds"] = 2

@@ -15,14 +15,6 @@ class HeartbeatOnly(pb_grpc.CoordinatorServicer):
         return pb.HeartbeatReply(server_time_ms=1, current_round=7)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    good, other = tmp_path_factory.mktemp("pki"), tmp_path_factory.mktemp("other")
-    assert main(["certs", "--out", str(good), "--clients", "alice"]) == 0
-    assert main(["certs", "--out", str(other), "--clients", "alice"]) == 0
-    return good, other
-
-
 def serve(pki_dir, require_client_auth: bool):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     pb_grpc.add_CoordinatorServicer_to_server(HeartbeatOnly(), server)
