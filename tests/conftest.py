@@ -19,6 +19,6 @@ def pki(tmp_path_factory):
     from fedseed.cli import main
 
     good, other = tmp_path_factory.mktemp("pki"), tmp_path_factory.mktemp("other")
-    assert main(["certs", "--out", str(good), "--clients", "alice,c0,c1"]) == 0
-    assert main(["certs", "--out", str(other), "--clients", "alice,c0"]) == 0
+    assert main(["certs", "--out", str(good), "--clients", "c0,c1,alice"]) == 0
+    assert main(["certs", "--out", str(other), "--clients", "c0,alice"]) == 0
     return good, other

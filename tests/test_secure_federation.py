@@ -17,7 +17,7 @@ from fedseed.v1 import coordinator_pb2 as pb
 def server_toml(tmp_path, pki_dir, **server) -> str:
     doc = load_document("simulations/loopback.toml")
     doc["run"]["rounds"] = 2
-    doc["federation"].update(num_clients=2, clients_per_round=1)
+    doc["federation"].update(num_clients=3, clients_per_round=1)
     doc["server"] = {"address": "127.0.0.1:0", "out": str(tmp_path / "server"),
                      "clients": str(pki_dir / "allow_list.json"), "min_clients": 1, "linger_s": 2.0,
                      "tls_cert": str(pki_dir / "server.pem"), "tls_key": str(pki_dir / "server.key"),
