@@ -288,6 +288,7 @@ class Coordinator:
                 self._begin_close()
             else:  # too few results: draw again among the clients online now, keeping valid results
                 self.attempt += 1
+                self.pending = dict(self.open.results)  # a client's result depends only on (state, round, client)
                 self.phase, self.open, self.waiting_since = "waiting", None, time.time()
                 self._try_open()
 
