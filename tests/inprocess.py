@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
+import time
 
+import grpc
+
+from fedseed.auth import sign_request
 from fedseed.server.app import serve
 from fedseed.server.config import load_server_config
 
@@ -38,3 +43,37 @@ class ServerThread:
     def stop(self) -> None:
         self.stopping = True
         self.thread.join(30)
+
+
+class Caller:
+    def __init__(self, port: int, keys) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.keys = keys
+        self.nonce = time.time_ns() // 1000
+        self.codes: collections.Counter = collections.Counter()
+
+    def raw(self, method: str, data: bytes) -> grpc.StatusCode:
+        path = f"/fedseed.v1.Coordinator/{method}"
+        try:
+            if method == "SyncLog":
+                list(self.channel.unary_stream(path)(data, timeout=10))
+            else:
+                self.channel.unary_unary(path)(data, timeout=10)
+            return grpc.StatusCode.OK
+        except grpc.RpcError as e:
+            return e.code()
+
+    def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None):
+        self.nonce += 1
+        sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
+                     int(time.time() * 1000) if ts is None else ts)
+        return msg
+
+    def send(self, method: str, msg) -> grpc.StatusCode:
+        return self.raw(method, msg.SerializeToString())
+
+    def bad(self, method: str, msg_or_bytes) -> None:
+        data = msg_or_bytes if isinstance(msg_or_bytes, bytes) else msg_or_bytes.SerializeToString()
+        code = self.raw(method, data)
+        assert code != grpc.StatusCode.OK, f"{method} accepted a bad message"
+        self.codes[code.name] += 1

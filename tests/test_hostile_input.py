@@ -1,7 +1,6 @@
 """Over a thousand malformed, oversized, non-finite, wrong-round, replayed, forged, unsigned and unknown-client
 messages: every one gets an error status, the coordinator stays up, and its log is unchanged."""
 
-import collections
 import hashlib
 import random
 import sqlite3
@@ -11,9 +10,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from inprocess import ServerThread
+from inprocess import Caller, ServerThread
 
-from fedseed.auth import generate_key, load_private_key, sign_request
+from fedseed.auth import generate_key, load_private_key
 from fedseed.config import dump_toml, load_document
 from fedseed.keys import create_client_keys
 from fedseed.v1 import coordinator_pb2 as pb
@@ -35,40 +34,6 @@ def coordinator(tmp_path_factory):
     server = ServerThread(str(tmp / "server.toml"), []).start()
     yield server, tmp
     server.stop()
-
-
-class Caller:
-    def __init__(self, port: int, keys) -> None:
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.keys = keys
-        self.nonce = time.time_ns() // 1000
-        self.codes: collections.Counter = collections.Counter()
-
-    def raw(self, method: str, data: bytes) -> grpc.StatusCode:
-        path = f"/fedseed.v1.Coordinator/{method}"
-        try:
-            if method == "SyncLog":
-                list(self.channel.unary_stream(path)(data, timeout=10))
-            else:
-                self.channel.unary_unary(path)(data, timeout=10)
-            return grpc.StatusCode.OK
-        except grpc.RpcError as e:
-            return e.code()
-
-    def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None):
-        self.nonce += 1
-        sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
-                     int(time.time() * 1000) if ts is None else ts)
-        return msg
-
-    def send(self, method: str, msg) -> grpc.StatusCode:
-        return self.raw(method, msg.SerializeToString())
-
-    def bad(self, method: str, msg_or_bytes) -> None:
-        data = msg_or_bytes if isinstance(msg_or_bytes, bytes) else msg_or_bytes.SerializeToString()
-        code = self.raw(method, data)
-        assert code != grpc.StatusCode.OK, f"{method} accepted a bad message"
-        self.codes[code.name] += 1
 
 
 def log_digest(db_path) -> str:
