@@ -10,15 +10,14 @@ import json
 import pathlib
 import secrets
 import time
-from dataclasses import dataclass, field
 
 import grpc
-import numpy as np
 
 from fedseed import rng_spec, wire
 from fedseed.config import Config, to_dict
 from fedseed.roundlog import RoundLog
 from fedseed.seeds import sample_clients
+from fedseed.server.accounting import Traffic, round_metrics, run_summary
 from fedseed.server.config import ServerSection
 from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
@@ -29,22 +28,6 @@ from fedseed.v1 import coordinator_pb2 as pb
 MAX_INLINE_ROUNDS = 2  # a client further behind is sent to SyncLog (merged catch-up)
 MAX_SAMPLES = 1 << 40
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
-
-
-@dataclass
-class Traffic:
-    up: int = 0
-    down: int = 0
-    messages: int = 0
-    by_method: dict = field(default_factory=dict)
-
-    def add(self, method: str, up: int, down: int) -> None:
-        self.up += up
-        self.down += down
-        self.messages += 1
-        m = self.by_method.setdefault(method, [0, 0])
-        m[0] += up
-        m[1] += down
 
 
 class Coordinator:
@@ -341,15 +324,7 @@ class Coordinator:
     def _commit(self, o: OpenRound, results: list[ClientResult], update: GlobalUpdate, checksum: str,
                 evaluated: dict, close_s: float) -> None:
         r = o.plan.round
-        t = self.traffic.pop(r, Traffic())
-        losses = [x.train_loss for x in results if np.isfinite(x.train_loss)]
-        metrics = {"round": r, "clients": len(results), "planned": len(o.plan.clients),
-                   "dropped": sorted(set(o.plan.clients) - {x.client for x in results}), "attempts": o.attempt + 1,
-                   "train_loss": float(np.mean(losses)) if losses else None,
-                   "bytes_up": t.up, "bytes_down": t.down, "messages": t.messages,
-                   "bytes_per_client": round((t.up + t.down) / max(1, len(results)), 1),
-                   "bytes_by_method": t.by_method, **evaluated,
-                   "round_s": round(time.time() - o.opened, 3), "close_s": round(close_s, 3), "checksum": checksum}
+        metrics = round_metrics(o, results, self.traffic.pop(r, Traffic()), evaluated, checksum, close_s)
         self.log.append(update, results, checksum, metrics)
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")
@@ -371,13 +346,8 @@ class Coordinator:
     def write_summary(self) -> None:
         """summary.json; written when the last round closes and again at shutdown (a coordinator without the
         model learns the final checksum from the clients in between)."""
-        trained = [row for row in self.rows if row.get("round", 0) > 0]
-        steady = [row["bytes_per_client"] for row in trained[1:]] or [row["bytes_per_client"] for row in trained]
-        summary = {"strategy": self.cfg.strategy.name, "rounds": self.last,
-                   "final_checksum": self.checksums.get(self.last, ""),
-                   "bytes_per_client_round": float(np.mean(steady)) if steady else 0.0,
-                   "final": {k: v for k, v in (trained[-1] if trained else {}).items() if k.startswith("eval_")},
-                   "wall_s": round(time.time() - self.started, 1)}
+        summary = run_summary(self.cfg.strategy.name, self.rows, self.checksums.get(self.last, ""),
+                              time.time() - self.started)
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
     def done(self) -> bool:
