@@ -26,9 +26,9 @@ import numpy as np
 from fedseed.auth import generate_key, public_hex, sign_request
 from fedseed.config import dump_toml, load_document
 from fedseed.simulations.loopback import start, wait_for_port
+from fedseed.transport import method_path, serialize
 from fedseed.v1 import coordinator_pb2 as pb
 
-SERVICE = "/fedseed.v1.Coordinator/"
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply}
 
 
@@ -52,7 +52,7 @@ class Virtual:
     def __init__(self, i: int, key, channel: grpc.aio.Channel) -> None:
         self.id, self.key = f"v{i}", key
         self.nonce = time.time_ns() // 1000 + i * 1_000_000
-        self.calls = {m: channel.unary_unary(SERVICE + m, request_serializer=lambda x: x.SerializeToString(),
+        self.calls = {m: channel.unary_unary(method_path(m), request_serializer=serialize,
                                              response_deserializer=cls.FromString) for m, cls in REPLIES.items()}
 
     async def call(self, method: str, msg):

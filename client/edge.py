@@ -8,6 +8,7 @@ import json
 import pathlib
 import threading
 import time
+from typing import TextIO
 
 import grpc
 import numpy as np
@@ -125,7 +126,10 @@ class EdgeClient:
             self.session.close()
 
     def _loop(self) -> dict:
-        metrics = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as metrics:
+            return self._follow(metrics)
+
+    def _follow(self, metrics: TextIO) -> dict:
         mark = (0, 0)
         while True:
             request = pb.FetchTaskRequest(applied_round=self.applied, wait_ms=self.sec.wait_ms,
@@ -140,7 +144,7 @@ class EdgeClient:
             elif kind == "finished":
                 if not task.finished.final_checksum and task.finished.final_round == self.applied:
                     continue  # a coordinator without the model: report our checksum, get the agreed one back
-                return self._finish(task.finished, metrics)
+                return self._finish(task.finished)
             elif kind == "round":
                 up, down = self.session.bytes_up - mark[0], self.session.bytes_down - mark[1]
                 mark = (self.session.bytes_up, self.session.bytes_down)
@@ -149,13 +153,12 @@ class EdgeClient:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
 
-    def _finish(self, fin: pb.Finished, metrics: object) -> dict:
+    def _finish(self, fin: pb.Finished) -> dict:
         if fin.final_round != self.applied:
             raise ForkError(f"the run finished at round {fin.final_round}, this client is at {self.applied}")
         if fin.final_checksum and fin.final_checksum.hex() != self.checksum:
             raise ForkError(f"final state after round {fin.final_round} has checksum {self.checksum}, the "
                             f"coordinator logged {fin.final_checksum.hex()}")
-        metrics.close()  # type: ignore[attr-defined]
         summary = {"client": self.sec.id, "index": self.index, "run_id": self.run_id, "final_round": self.applied,
                    "final_checksum": self.checksum, "rounds_trained": sum(r["status"] == "accepted" for r in self.rows),
                    "bytes_up": self.session.bytes_up, "bytes_down": self.session.bytes_down}

@@ -14,10 +14,9 @@ from google.protobuf.message import Message
 from fedseed.auth import load_private_key, sign_request
 from fedseed.client.config import ClientSection
 from fedseed.config import ConfigError
-from fedseed.server.config import is_loopback
+from fedseed.transport import is_loopback, method_path, serialize
 from fedseed.v1 import coordinator_pb2 as pb
 
-SERVICE = "fedseed.v1.Coordinator"
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
            "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate}
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
@@ -39,18 +38,14 @@ def open_channel(target: str, sec: ClientSection) -> grpc.Channel:
     return grpc.secure_channel(target, creds, options=options)
 
 
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
-
-
 class Session:
     def __init__(self, target: str, sec: ClientSection) -> None:
         self.sec = sec
         self.key = load_private_key(sec.key)
         self.channel = open_channel(target, sec)
-        ser, path = _serialize, f"/{SERVICE}/"
         self.calls = {m: (self.channel.unary_stream if m == "SyncLog" else self.channel.unary_unary)(
-            path + m, request_serializer=ser, response_deserializer=cls.FromString) for m, cls in REPLIES.items()}
+            method_path(m), request_serializer=serialize, response_deserializer=cls.FromString)
+            for m, cls in REPLIES.items()}
         self.lock = threading.Lock()  # one request at a time, so nonces arrive in the order they were signed
         self.nonce = time.time_ns() // 1000  # increasing across restarts of this client too
         self.bytes_up = 0

@@ -15,7 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fedseed.config import Config
 from fedseed.server.config import ServerSection
 from fedseed.server.coordinator import Coordinator
-from fedseed.server.service import SERVICE, CoordinatorService
+from fedseed.server.service import CoordinatorService
+from fedseed.transport import SERVICE
 
 TICK_S = 0.05
 MAX_SEND_BYTES = 1 << 30  # merged catch-up of a long Ferret run can be large; receiving is what is limited

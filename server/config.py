@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import pathlib
 from dataclasses import dataclass
 
 from fedseed.config import Config, ConfigError, build_config, fill_section, load_document
+from fedseed.transport import is_loopback
 
 
 @dataclass
@@ -27,16 +27,6 @@ class ServerSection:
     max_message_bytes: int = 4 << 20
     max_wait_ms: int = 30_000  # longest long-poll the coordinator holds
     linger_s: float = 30.0  # after the last round, wait at most this long for admitted clients to learn it
-
-
-def is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def validate_server(sec: ServerSection, cfg: Config) -> None:

@@ -46,8 +46,8 @@ class Coordinator:
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.checksums: dict[int, str] = {0: self.host.base_checksum}
         self.rows: list[dict] = []
-        self._wire_cache: dict[int, pb.GlobalUpdate] = {}
-        self._wire_position: dict[int, dict[int, int]] = {}  # round -> client -> index in the relayed results
+        # round -> (its wire message, client -> position among the relayed results)
+        self._wire: dict[int, tuple[pb.GlobalUpdate, dict[int, int]]] = {}
         self._resume()
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
@@ -116,15 +116,17 @@ class Coordinator:
     def wire_round(self, r: int, omit: int | None) -> pb.GlobalUpdate:
         """Round r as sent to a client, in the smaller of its two forms (a relay leaves out the client's own result
         when it holds it); built once per round."""
-        cached = self._wire_cache.get(r)
-        if cached is None or cached.checksum.hex() != self.checksums.get(r, ""):
-            cached = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
+        entry = self._wire.get(r)
+        if entry is None or entry[0].checksum.hex() != self.checksums.get(r, ""):
+            msg = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
             if self.strategy.relayable:  # relay the clients' scalars when that is smaller (small rounds)
                 relay = wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""))
-                cached = relay if relay.ByteSize() <= cached.ByteSize() else cached
-            self._wire_cache = {k: v for k, v in self._wire_cache.items() if k > r - 4} | {r: cached}
-            self._wire_position[r] = {res.client: i for i, res in enumerate(cached.results)}
-        own = self._wire_position[r].get(omit) if omit is not None else None
+                msg = relay if relay.ByteSize() <= msg.ByteSize() else msg
+            entry = msg, {res.client: i for i, res in enumerate(msg.results)}
+            # clients ask for the last round or two; older ones go through SyncLog
+            self._wire = {k: v for k, v in self._wire.items() if k > r - 4} | {r: entry}
+        cached, positions = entry
+        own = positions.get(omit) if omit is not None else None
         if own is None:
             return cached
         msg = pb.GlobalUpdate()

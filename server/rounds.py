@@ -44,7 +44,7 @@ def check_result(strategy: Strategy, plan: RoundPlan, result: ClientResult, max_
         raise Refusal(bad, f"num_samples must be in [1, {max_samples}], got {result.num_samples}")
     if math.isinf(result.train_loss):
         raise Refusal(bad, "train_loss must be finite (or NaN when every step was skipped)")
-    if not 0 <= result.skipped_steps <= max(strategy.cfg.local_steps, getattr(strategy.cfg, "samples_per_step", 0)):
+    if not 0 <= result.skipped_steps <= strategy.steps_per_round():
         raise Refusal(bad, f"skipped_steps {result.skipped_steps} exceeds the steps of a round")
     try:
         strategy.check_result(plan, result)

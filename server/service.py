@@ -14,14 +14,10 @@ from fedseed.auth import AuthError
 from fedseed.server.coordinator import Coordinator
 from fedseed.server.registry import ClientEntry
 from fedseed.server.rounds import Refusal
+from fedseed.transport import SERVICE, serialize
 from fedseed.v1 import coordinator_pb2 as pb
 
-SERVICE = "fedseed.v1.Coordinator"
 MAX_ID_CHARS = 128
-
-
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
 
 
 class Malformed:
@@ -93,7 +89,7 @@ class CoordinatorService:
             yield u
 
     def handler(self) -> grpc.GenericRpcHandler:
-        ser = _serialize
+        ser = serialize
         unary = {"Join": (self.join, pb.JoinRequest), "FetchTask": (self.fetch_task, pb.FetchTaskRequest),
                  "SubmitUpdate": (self.submit_update, pb.UpdateRequest),
                  "Heartbeat": (self.heartbeat, pb.HeartbeatRequest)}

@@ -53,8 +53,8 @@ def wait_for_port(out: pathlib.Path, proc: subprocess.Popen, timeout_s: float = 
 
 
 def start(args: list[str], log_path: pathlib.Path) -> subprocess.Popen:
-    log = open(log_path, "w", encoding="utf-8")
-    return subprocess.Popen([sys.executable, "-m", "fedseed.cli", *args], stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w", encoding="utf-8") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "fedseed.cli", *args], stdout=log, stderr=subprocess.STDOUT)
 
 
 def run_loopback(config: str, overrides: list[str] | None, out_dir: str | None, overwrite: bool = False,

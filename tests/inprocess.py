@@ -12,6 +12,7 @@ import grpc
 from fedseed.auth import sign_request
 from fedseed.server.app import serve
 from fedseed.server.config import load_server_config
+from fedseed.transport import method_path
 
 
 class ServerThread:
@@ -53,7 +54,7 @@ class Caller:
         self.codes: collections.Counter = collections.Counter()
 
     def raw(self, method: str, data: bytes) -> grpc.StatusCode:
-        path = f"/fedseed.v1.Coordinator/{method}"
+        path = method_path(method)
         try:
             if method == "SyncLog":
                 list(self.channel.unary_stream(path)(data, timeout=10))

@@ -15,6 +15,7 @@ from inprocess import Caller, ServerThread
 from fedseed.auth import generate_key, load_private_key
 from fedseed.config import dump_toml, load_document
 from fedseed.keys import create_client_keys
+from fedseed.transport import SERVICE
 from fedseed.v1 import coordinator_pb2 as pb
 
 METHODS = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
@@ -118,6 +119,6 @@ def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
     assert log_digest(tmp / "server" / "log.sqlite") == before
     assert server.coord.open.results == {} and server.coord.last == 0
     health = health_pb2_grpc.HealthStub(call.channel)
-    for name in ("", "fedseed.v1.Coordinator"):
+    for name in ("", SERVICE):
         reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING

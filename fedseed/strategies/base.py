@@ -172,6 +172,10 @@ class Strategy(ABC):
             raise ValueError(f"strategy {self.name} expects no broadcast, got {len(data)} bytes")
         return {}
 
+    def steps_per_round(self) -> int:
+        """Scalars a client computes in a round (the most steps it can report as skipped)."""
+        return self.cfg.local_steps
+
     def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
         """Raise ValueError if the coordinator could not aggregate this result (size, count, range). The generic
         check aggregates it alone; strategies override it with a cheaper equivalent."""

@@ -69,10 +69,15 @@ class FedKSeed(Strategy):
         return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
                             float(np.mean(losses)) if losses else float("nan"), skipped)
 
-    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
-        g = decode(result.payload, self.cfg.codec)  # raises on a ragged length or non-finite values
+    def scalars(self, result: ClientResult) -> np.ndarray:
+        """The client's decoded step scalars; ValueError on a ragged, non-finite or wrong-length payload."""
+        g = decode(result.payload, self.cfg.codec)
         if len(g) != self.cfg.local_steps:
             raise ValueError(f"client {result.client} sent {len(g)} scalars, expected {self.cfg.local_steps}")
+        return g
+
+    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
+        g = self.scalars(result)
         if len(g) and plan.lr * float(np.abs(g).max()) > MAX_ABS_COEF:
             raise ValueError(f"a scalar of client {result.client} would give a coefficient above {MAX_ABS_COEF}")
 
@@ -81,10 +86,7 @@ class FedKSeed(Strategy):
         weights = client_weights(results, self.cfg.equal_weight)
         acc = np.zeros(self.cfg.num_seeds, dtype=np.float64)
         for wgt, res in zip(weights, results):
-            g = decode(res.payload, self.cfg.codec)
-            if len(g) != self.cfg.local_steps:
-                raise ValueError(f"client {res.client} sent {len(g)} scalars, expected {self.cfg.local_steps}")
-            for t, gt in enumerate(g):
+            for t, gt in enumerate(self.scalars(res)):
                 acc[self.step_index(plan, res.client, t)] += wgt * gt
         return acc
 

@@ -60,6 +60,9 @@ class OneByte(Strategy):
             raise ValueError(f"no participant is active at step {round_idx}")
         return plan
 
+    def steps_per_round(self) -> int:
+        return self.cfg.samples_per_step
+
     def sample_seed(self, step: int, participant: int, sample: int) -> int:
         return derive_seed(self.run_seed, 0x1B, step, participant, sample)
 
