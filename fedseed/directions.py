@@ -17,7 +17,7 @@ from functools import cache, lru_cache
 
 import torch
 
-from fedseed import rng_spec
+from fedseed import fused, many, rng_spec
 
 ALIGN = 64
 DELTA_SHIFT = 56  # |coef| <= 1 keeps coef_int * z_int below 2**59 (gaussian: 2**48 * 1107); 16x headroom
@@ -98,15 +98,24 @@ def _k_project(w: Tensor, w0: Tensor, delta: Tensor, start_word: Tensor, key_a: 
 
 
 @cache
-def _compiled(name: str) -> Callable:
-    fn = {"perturb": _k_perturb, "accumulate": _k_accumulate,
-          "materialize": _k_materialize, "project": _k_project}[name]
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+def _compiled_materialize() -> Callable:
+    return torch.compile(_k_materialize, dynamic=True, fullgraph=True)
 
 
 @lru_cache(maxsize=8)
-def _table(device: str) -> torch.Tensor:
-    return torch.from_numpy(rng_spec.gauss_table().astype("int64")).to(device)
+def _table(device: str, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    return torch.from_numpy(rng_spec.gauss_table().astype("int64")).to(device=device, dtype=dtype)
+
+
+def _check_range(t: torch.Tensor, start: int, kind: str) -> int:
+    n = t.numel()
+    if start % ALIGN or n % ALIGN:
+        raise ValueError(f"range [{start}, {start + n}) is not aligned to {ALIGN} elements")
+    return n
+
+
+def _i32_scalar(value: int, device: torch.device) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.int32, device=device)
 
 
 class DirectionEngine:
@@ -117,44 +126,75 @@ class DirectionEngine:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         self.backend = backend
 
-    def _run(self, name: str, tensors: list[torch.Tensor], start: int, kind: str, extra: list) -> list:
-        """Call kernel `name` over [start, start + len) of the flat tensors, chunked when eager."""
-        rng_spec.check_kind(kind)
-        n = tensors[0].numel()
-        if start % ALIGN or n % ALIGN:
-            raise ValueError(f"range [{start}, {start + n}) is not aligned to {ALIGN} elements")
-        per = rng_spec.ELEMENTS_PER_WORD[kind]
+    def _run(self, name: str, tensors: list[torch.Tensor], start: int, seed: int, kind: str,
+             extra: list) -> list:
+        """Call kernel `name` for one seed over [start, start + len) of the flat tensors."""
+        n = _check_range(tensors[0], start, kind)
+        if self.backend == "compiled":
+            return self._run_fused(name, tensors, start, seed, kind, extra)
         dev = tensors[0].device
+        ka, kb = (torch.tensor(k, dtype=torch.int64, device=dev) for k in rng_spec.seed_keys(seed))
         table = None if kind == "rademacher" else _table(str(dev))
-        fn = _compiled(name) if self.backend == "compiled" else globals()[f"_k_{name}"]
-        step = n if self.backend == "compiled" else EAGER_CHUNK
+        per = rng_spec.ELEMENTS_PER_WORD[kind]
         results = []
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
+        for lo in range(0, n, EAGER_CHUNK):
+            hi = min(n, lo + EAGER_CHUNK)
             sw = torch.tensor((start + lo) // per, dtype=torch.int64, device=dev)
             chunk = [t[lo:hi] for t in tensors]
-            results.append(fn(*chunk, sw, *extra, table))
+            results.append(globals()[f"_k_{name}"](*chunk, sw, ka, kb, *extra, table))
+        return results
+
+    @staticmethod
+    def _run_fused(name: str, tensors: list[torch.Tensor], start: int, seed: int, kind: str,
+                   extra: list) -> list:
+        dev = tensors[0].device
+        ka, kb = (_i32_scalar(fused.to_i32(k), dev) for k in rng_spec.seed_keys(seed))
+        gaussian = kind == "gaussian"
+        fn = fused.kernel(name if name == "project" else f"{name}_{kind}")
+        if name == "project":
+            extra = [DELTA_UNIT, _table(str(dev), torch.int32) if gaussian else None]
+        elif gaussian:
+            extra = [*extra, _table(str(dev), torch.int32)]
+        results = []
+        for lo, length, sw, hi in fused.pieces(start, tensors[0].numel(), rng_spec.ELEMENTS_PER_WORD[kind]):
+            chunk = [t[lo:lo + length] for t in tensors]
+            results.append(fn(*chunk, _i32_scalar(sw, dev), _i32_scalar(hi, dev), ka, kb, *extra))
         return results
 
     def perturb(self, w: torch.Tensor, start: int, seed: int, scale: float, kind: str) -> None:
         """w += scale * z(seed) over the range (gaussian: scale rounded by `exact_scale`)."""
-        ka, kb = self._keys(seed, w.device)
+        rng_spec.check_kind(kind)
         # rademacher scale * z is exact as is; gaussian needs a short scale. Z_UNIT is a power of two.
         scale = scale if kind == "rademacher" else exact_scale(scale) * rng_spec.Z_UNIT[kind]
         s = torch.tensor(scale, dtype=torch.float32, device=w.device)
-        self._run("perturb", [w], start, kind, [ka, kb, s])
+        self._run("perturb", [w], start, seed, kind, [s])
 
     def accumulate(self, delta: torch.Tensor, start: int, seed: int, coef_int: int, kind: str) -> None:
         """delta += coef_int * z_int(seed) over the range (exact integer arithmetic)."""
+        rng_spec.check_kind(kind)
         if coef_int == 0:
             return
-        ka, kb = self._keys(seed, delta.device)
         c = torch.tensor(int(coef_int), dtype=torch.int64, device=delta.device)
-        self._run("accumulate", [delta], start, kind, [ka, kb, c])
+        self._run("accumulate", [delta], start, seed, kind, [c])
+
+    def accumulate_many(self, delta: torch.Tensor, start: int, seeds: list[int], coef_ints: list[int],
+                        kind: str) -> None:
+        """delta += sum_k coef_k z_int(seed_k) over the range; compiled: one pass over delta for all seeds.
+        The result equals that of `accumulate` seed by seed, in any order (integer sums)."""
+        rng_spec.check_kind(kind)
+        pairs = [(int(s), int(c)) for s, c in zip(seeds, coef_ints) if int(c) != 0]
+        if self.backend == "eager" or len(pairs) < 2:
+            for s, c in pairs:
+                self.accumulate(delta, start, s, c, kind)
+            return
+        _check_range(delta, start, kind)
+        for s, _ in pairs:
+            rng_spec.check_seed(s)
+        many.accumulate(delta, start, pairs, kind)
 
     def materialize(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor) -> None:
         """w = w0 + float32(delta) * 2**-56: the one definition of the weights of a state."""
-        fn = _compiled("materialize") if self.backend == "compiled" else _k_materialize
+        fn = _compiled_materialize() if self.backend == "compiled" else _k_materialize
         step = w.numel() if self.backend == "compiled" else EAGER_CHUNK
         for lo in range(0, w.numel(), step):
             fn(w[lo:lo + step], w0[lo:lo + step], delta[lo:lo + step])
@@ -162,15 +202,9 @@ class DirectionEngine:
     def project(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor, start: int,
                 seed: int, kind: str) -> float:
         """<z(seed), (w0 + delta) - w> over the range, accumulated in float64."""
-        ka, kb = self._keys(seed, w.device)
-        parts = self._run("project", [w, w0, delta], start, kind, [ka, kb])
+        rng_spec.check_kind(kind)
+        parts = self._run("project", [w, w0, delta], start, seed, kind, [])
         return float(sum(float(p) for p in parts)) * rng_spec.Z_UNIT[kind]
-
-    @staticmethod
-    def _keys(seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        ka, kb = rng_spec.seed_keys(seed)
-        return (torch.tensor(ka, dtype=torch.int64, device=device),
-                torch.tensor(kb, dtype=torch.int64, device=device))
 
     def z(self, seed: int, start: int, length: int, kind: str, device: str = "cpu") -> torch.Tensor:
         """Materialised float32 z over a range (tests and small problems only)."""

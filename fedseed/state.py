@@ -58,10 +58,15 @@ class FlatState:
                     starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None:
         """delta += sum_k coef_k z(seed_k) (on [start_k, stop_k) when given), then re-materialise w."""
         self._grow_bound(int(np.abs(coef_ints).sum()) * Z_INT_MAX[kind])
+        ranges: dict[tuple[int, int], tuple[list[int], list[int]]] = {}  # one pass per range for all its seeds
         for k, (seed, c) in enumerate(zip(seeds.tolist(), coef_ints.tolist())):
             lo = 0 if starts is None else int(starts[k])
             hi = self.layout.size if stops is None else int(stops[k])
-            self.engine.accumulate(self.delta[lo:hi], lo, int(seed), int(c), kind)
+            group = ranges.setdefault((lo, hi), ([], []))
+            group[0].append(int(seed))
+            group[1].append(int(c))
+        for (lo, hi), (group_seeds, group_coefs) in ranges.items():
+            self.engine.accumulate_many(self.delta[lo:hi], lo, group_seeds, group_coefs, kind)
         self.restore()
 
     def apply_dense(self, update: torch.Tensor) -> None:

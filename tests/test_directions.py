@@ -24,11 +24,33 @@ def _ops(engine: DirectionEngine, kind: str, device: str = "cpu") -> tuple[torch
     return w.cpu(), delta.cpu()
 
 
+@pytest.mark.parametrize("backend", directions.BACKENDS)
 @pytest.mark.parametrize("kind", rng_spec.KINDS)
-def test_kernels_match_reference(kind):
-    z = DirectionEngine("eager").z(99, 2**32 - 64, 192, kind)
-    ref = rng_spec.reference_z(99, list(range(2**32 - 64, 2**32 + 128)), kind)
-    assert torch.equal(z, torch.tensor(ref, dtype=torch.float32))
+def test_kernels_match_reference(kind, backend):
+    per = rng_spec.ELEMENTS_PER_WORD[kind]
+    for start in (2**32 - 64, per * 2**32 - 128, per * 2**31 - 128):  # word index crossing 2**32 and 2**31
+        z = DirectionEngine(backend).z(99, start, 256, kind)
+        ref = rng_spec.reference_z(99, list(range(start, start + 256)), kind)
+        assert torch.equal(z, torch.tensor(ref, dtype=torch.float32)), start
+
+
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_many_seeds_per_pass_equals_seed_by_seed(kind):
+    """One pass for n seeds = n single-seed passes, bit for bit: full and partial chunks, a range that
+    crosses word 2**32, large coefficients of both signs, repeated seeds, and any seed count."""
+    rng = np.random.default_rng(3)
+    per = rng_spec.ELEMENTS_PER_WORD[kind]
+    n = 8192 * 2 + 64 * 37  # two full chunks and a partial one
+    for start, count in ((0, 2), (640, 37), (per * 2**32 - 8192 - 1024, 300)):
+        seeds = [int(s) for s in rng.integers(0, 2**63 - 1, count)]
+        seeds[-1] = seeds[0]
+        coefs = [int(c) for c in rng.integers(-2**50, 2**50, count)]
+        many = torch.zeros(n, dtype=torch.int64)
+        DirectionEngine("compiled").accumulate_many(many, start, seeds, coefs, kind)
+        one = torch.zeros(n, dtype=torch.int64)
+        for s, c in zip(seeds, coefs):
+            DirectionEngine("eager").accumulate(one, start, s, c, kind)
+        assert torch.equal(many, one), (start, count)
 
 
 @pytest.mark.parametrize("kind", rng_spec.KINDS)
