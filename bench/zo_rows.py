@@ -1,0 +1,39 @@
+"""One zeroth-order step on SmolLM2 (batch 8 x 128) against two forward passes, the floor of any two-point
+estimate: the step adds three perturbation passes over the 134.5M fp32 weights (+eps z, -2 eps z, and one
+that restores and steps at once)."""
+
+from __future__ import annotations
+
+import torch
+from common import Row, best_of
+
+from fedseed.directions import DirectionEngine
+from fedseed.layout import build_layout, model_checksum
+from fedseed.state import FlatState
+from fedseed.zo import spsa_scalar
+
+
+def flat_state(model: torch.nn.Module) -> FlatState:
+    layout = build_layout(model, None, model_checksum(model))
+    return FlatState(model, layout, DirectionEngine("compiled"))
+
+
+def zo_rows(model: torch.nn.Module, objective, batch, repeats: int, kinds: tuple[str, ...]) -> list[Row]:
+    state = flat_state(model)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            objective.loss(model, batch)
+
+    t_fwd = best_of(forward, repeats)
+    shape = "x".join(str(d) for d in batch.input_ids.shape)
+    rows = [Row(f"forward pass, SmolLM2, batch {shape}", t_fwd, None, "", "", "baseline")]
+    for kind in kinds:
+        def step(k: str = kind) -> None:
+            spsa_scalar(state, 7, 1e-3, k, lambda: objective.loss(model, batch), lr=1e-6)
+
+        t_step = best_of(step, repeats)
+        rows.append(Row(f"zeroth-order step, {kind} (2 forwards + 3 passes)", t_step, t_step / (2 * t_fwd),
+                        "x", "2 x forward"))
+    state.restore()
+    return rows
