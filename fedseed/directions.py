@@ -169,6 +169,19 @@ class DirectionEngine:
         s = torch.tensor(scale, dtype=torch.float32, device=w.device)
         self._run("perturb", [w], start, seed, kind, [s])
 
+    def perturb_twice(self, w: torch.Tensor, start: int, seed: int, scale1: float, scale2: float,
+                      kind: str) -> None:
+        """w = (w + scale1 z) + scale2 z, rounded after each term exactly as two `perturb` calls round it;
+        compiled gaussian does it in one pass (the zeroth-order step's restore-then-update)."""
+        rng_spec.check_kind(kind)
+        if self.backend == "eager" or kind == "rademacher":
+            self.perturb(w, start, seed, scale1, kind)
+            self.perturb(w, start, seed, scale2, kind)
+            return
+        s1, s2 = (torch.tensor(exact_scale(s) * rng_spec.Z_UNIT[kind], dtype=torch.float32, device=w.device)
+                  for s in (scale1, scale2))
+        self._run("perturb_twice", [w], start, seed, kind, [s1, s2])
+
     def accumulate(self, delta: torch.Tensor, start: int, seed: int, coef_int: int, kind: str) -> None:
         """delta += coef_int * z_int(seed) over the range (exact integer arithmetic)."""
         rng_spec.check_kind(kind)

@@ -67,6 +67,12 @@ def _k_perturb_gaussian(w: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb: Tenso
     w.copy_(w + scale * z)
 
 
+def _k_perturb_twice_gaussian(w: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb: Tensor, s1: Tensor,
+                              s2: Tensor, table: Tensor) -> None:
+    z = table[_gauss_index(w.shape[0], sw, hi, ka, kb)].to(torch.float32)
+    w.copy_((w + s1 * z) + s2 * z)  # two roundings, as two passes would make them
+
+
 def _k_accumulate_rademacher(d: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb: Tensor, coef: Tensor) -> None:
     d2 = d.view(-1, 32)
     d2.add_(coef * _signs(d2.shape[0], sw, hi, ka, kb).to(torch.int64))

@@ -1,7 +1,8 @@
 """The two-point zeroth-order (SPSA) step, in place, MeZO-style.
 
-w += eps z; L+ ; w -= 2 eps z; L- ; g = (L+ - L-) / (2 eps); then one pass w += (eps - lr g) z restores the
-weights and takes the local step together. A non-finite loss skips the step (restoring the weights).
+w += eps z; L+ ; w -= 2 eps z; L- ; g = (L+ - L-) / (2 eps); then one pass restores the weights and takes the
+local step together: w += (eps - lr g) z for rademacher, w = (w + eps z) - lr g z for gaussian.
+A non-finite loss skips the step (restoring the weights).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def spsa_scalar(state: FlatState, seed: int, eps: float, kind: str, loss_fn: Cal
         eng.perturb(w, 0, seed, eps, kind)
         return SpsaResult(0.0, float("nan"), True)
     if lr and kind == "rademacher":
-        eng.perturb(w, 0, seed, eps - lr * g, kind)
+        eng.perturb(w, 0, seed, eps - lr * g, kind)  # scale * (+-1) is exact: restore and step in one term
+    elif lr:
+        eng.perturb_twice(w, 0, seed, eps, -lr * g, kind)  # gaussian scales are rounded: keep two terms
     else:
         eng.perturb(w, 0, seed, eps, kind)
-        if lr:
-            eng.perturb(w, 0, seed, -lr * g, kind)
     return SpsaResult(g, 0.5 * (lp + lm), False)

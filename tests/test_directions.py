@@ -125,3 +125,13 @@ def test_project_is_the_dot_product_with_z(kind, backend):
     z = eng.z(21, 128, N - 128, kind).double()
     expected = float(z @ (w0 - w)[128:].double())
     assert eng.project(w[128:], w0[128:], delta[128:], 128, 21, kind) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_perturb_twice_rounds_like_two_passes(kind):
+    w0 = torch.randn(N, generator=torch.Generator().manual_seed(5))
+    fused_w, two = w0.clone(), w0.clone()
+    DirectionEngine("compiled").perturb_twice(fused_w[64:], 64, 31, 1e-3, -3.3e-7, kind)
+    DirectionEngine("eager").perturb(two[64:], 64, 31, 1e-3, kind)
+    DirectionEngine("eager").perturb(two[64:], 64, 31, -3.3e-7, kind)
+    assert torch.equal(fused_w.view(torch.int32), two.view(torch.int32))
