@@ -27,7 +27,7 @@ from common import ROOT, SMOLLM2_SIZE, Row, smollm2_batch  # noqa: E402
 from kernel_rows import kernel_rows  # noqa: E402
 from memory_rows import memory_rows  # noqa: E402
 from rebuild_rows import rebuild_rows  # noqa: E402
-from zo_rows import zo_rows  # noqa: E402
+from zo_rows import bf16_rows, zo_rows  # noqa: E402
 
 
 def format_table(rows: list[Row]) -> str:
@@ -55,6 +55,7 @@ def main() -> None:
     for kind in kinds:
         rows += rebuild_rows(shapes, args.seeds, kind)
     rows += zo_rows(model, objective, batch, args.repeats, kinds)
+    rows += bf16_rows(model, objective, batch, args.repeats)
     header = (f"fedseed bench/speed.py: {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "
               f"torch {torch.__version__}, best of {args.repeats}")
     table = format_table(rows)

@@ -37,3 +37,31 @@ def zo_rows(model: torch.nn.Module, objective, batch, repeats: int, kinds: tuple
                         "x", "2 x forward"))
     state.restore()
     return rows
+
+
+def bf16_rows(model: torch.nn.Module, objective, batch, repeats: int, seeds: int = 8) -> list[Row]:
+    """bf16 autocast forwards over the fp32 master weights: their speed, and the error they add to the
+    two-point loss difference L(w + eps z) - L(w - eps z) that a ZO step turns into its gradient."""
+    state = flat_state(model)
+    eps = 1e-3
+
+    def loss(bf16: bool) -> float:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return float(objective.loss(model, batch))
+
+    t32 = best_of(lambda: loss(False), repeats)
+    t16 = best_of(lambda: loss(True), repeats)
+    diffs32, errors = [], []
+    for seed in range(seeds):
+        state.engine.perturb(state.w, 0, seed, eps, "rademacher")
+        plus = (loss(False), loss(True))
+        state.engine.perturb(state.w, 0, seed, -2 * eps, "rademacher")
+        minus = (loss(False), loss(True))
+        state.restore()
+        diffs32.append(abs(plus[0] - minus[0]))
+        errors.append(abs((plus[1] - minus[1]) - (plus[0] - minus[0])))
+    mean32 = sum(diffs32) / seeds
+    mean_err = sum(errors) / seeds
+    return [Row("forward pass, bf16 autocast (fp32 master weights)", t16, t32 / t16, "x faster", "fp32 forward"),
+            Row("bf16 error in L+ - L- (eps 1e-3, Rademacher)", None, mean_err / mean32, "of |L+ - L-|",
+                "fp32 forwards", f"mean over {seeds} seeds")]
