@@ -2,16 +2,15 @@
 the FedKSeed-style loop (torch.manual_seed(seed), then randn_like + add_ per parameter per seed).
 
 The two baselines cost exactly n times one seed's work, so they are timed on a few seeds and scaled to n
-(each row says how many); the many-seed pass is timed on all n.
+(each row says how many); the many-seed pass is timed on all n. Each figure is the best of a few runs, as
+in every other row.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
-from common import Row
+from common import Row, best_of
 
 from fedseed.directions import DirectionEngine, coef_to_int
 
@@ -23,8 +22,8 @@ def _fedkseed_loop(params: list[torch.Tensor], seeds: list[int], coefs: list[flo
             p.add_(torch.randn_like(p), alpha=c)
 
 
-def rebuild_rows(shapes: list[tuple[int, ...]], n: int, kind: str, baseline_seeds: int = 4,
-                 device: str = "cpu") -> list[Row]:
+def rebuild_rows(shapes: list[tuple[int, ...]], n: int, kind: str, baseline_seeds: int = 4, repeats: int = 3,
+                 many_repeats: int = 2, device: str = "cpu") -> list[Row]:
     size = sum(int(np.prod(s)) for s in shapes)
     size += -size % 64
     rng = np.random.default_rng(0)
@@ -38,26 +37,23 @@ def rebuild_rows(shapes: list[tuple[int, ...]], n: int, kind: str, baseline_seed
     engine.accumulate(delta, 0, seeds[0], ints[0], kind)  # compile + page in
     sync()
 
-    t0 = time.perf_counter()
-    for s, c in zip(seeds[:baseline_seeds], ints[:baseline_seeds]):
-        engine.accumulate(delta, 0, s, c, kind)
-    sync()
-    t_single = (time.perf_counter() - t0) / baseline_seeds * n
+    def singles() -> None:
+        for s, c in zip(seeds[:baseline_seeds], ints[:baseline_seeds]):
+            engine.accumulate(delta, 0, s, c, kind)
+        sync()
 
-    t0 = time.perf_counter()
-    engine.accumulate_many(delta, 0, seeds, ints, kind)
-    sync()
-    t_many = time.perf_counter() - t0
-    del delta
+    t_single = best_of(singles, repeats, warmup=0) / baseline_seeds * n
+    t_many = best_of(lambda: (engine.accumulate_many(delta, 0, seeds, ints, kind), sync()), many_repeats, warmup=0)
+    delta = torch.empty(0, dtype=torch.int64)  # free the buffer before the loop allocates its own
 
     params = [torch.zeros(s, device=device) for s in shapes]
-    _fedkseed_loop(params, seeds[:1], coefs[:1])  # page in
-    sync()
-    t0 = time.perf_counter()
-    _fedkseed_loop(params, seeds[:baseline_seeds], coefs[:baseline_seeds])
-    sync()
-    t_loop = (time.perf_counter() - t0) / baseline_seeds * n
-    del params
+
+    def loop() -> None:
+        _fedkseed_loop(params, seeds[:baseline_seeds], coefs[:baseline_seeds])
+        sync()
+
+    t_loop = best_of(loop, repeats) / baseline_seeds * n
+    params = []
     scaled = f"timed on {baseline_seeds} seeds, x {n / baseline_seeds:g}"
     name = f"{n}-seed rebuild, {kind}, one pass ({size:,} weights)"
     return [Row(f"FedKSeed-style loop, {n} seeds ({kind} stand-in: randn)", t_loop, None, "", "", scaled),

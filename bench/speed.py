@@ -53,7 +53,7 @@ def main() -> None:
     model, objective, batch = smollm2_batch()
     shapes = [tuple(p.shape) for p in model.parameters()]
     for kind in kinds:
-        rows += rebuild_rows(shapes, args.seeds, kind)
+        rows += rebuild_rows(shapes, args.seeds, kind, many_repeats=2 if kind == "rademacher" else 1)
     rows += zo_rows(model, objective, batch, args.repeats, kinds)
     rows += bf16_rows(model, objective, batch, args.repeats)
     header = (f"fedseed bench/speed.py: {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "

@@ -63,5 +63,5 @@ def bf16_rows(model: torch.nn.Module, objective, batch, repeats: int, seeds: int
     mean32 = sum(diffs32) / seeds
     mean_err = sum(errors) / seeds
     return [Row("forward pass, bf16 autocast (fp32 master weights)", t16, t32 / t16, "x faster", "fp32 forward"),
-            Row("bf16 error in L+ - L- (eps 1e-3, Rademacher)", None, mean_err / mean32, "of |L+ - L-|",
+            Row("bf16 error in L+ - L- (eps 1e-3, Rademacher)", None, mean_err / mean32, "of the fp32 difference",
                 "fp32 forwards", f"mean over {seeds} seeds")]

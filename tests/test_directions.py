@@ -114,6 +114,20 @@ def test_cpu_equals_cuda(kind, backend):
     assert torch.equal(w_cpu.view(torch.int32), w_gpu.view(torch.int32))
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", rng_spec.KINDS)
+def test_many_seeds_cpu_equals_cuda(kind):
+    rng = np.random.default_rng(4)
+    seeds = [int(s) for s in rng.integers(0, 2**63 - 1, 300)]
+    coefs = [int(c) for c in rng.integers(-2**50, 2**50, 300)]
+    cpu = torch.zeros(8192 * 2 + 64 * 37, dtype=torch.int64)
+    DirectionEngine("compiled").accumulate_many(cpu, 640, seeds, coefs, kind)
+    cuda = torch.zeros_like(cpu, device="cuda")
+    DirectionEngine("compiled").accumulate_many(cuda, 640, seeds, coefs, kind)
+    assert torch.equal(cpu, cuda.cpu())
+
+
 @pytest.mark.parametrize("backend", directions.BACKENDS)
 @pytest.mark.parametrize("kind", rng_spec.KINDS)
 def test_project_is_the_dot_product_with_z(kind, backend):
