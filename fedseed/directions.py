@@ -196,7 +196,7 @@ class DirectionEngine:
         The result equals that of `accumulate` seed by seed, in any order (integer sums)."""
         rng_spec.check_kind(kind)
         pairs = [(int(s), int(c)) for s, c in zip(seeds, coef_ints) if int(c) != 0]
-        if self.backend == "eager" or len(pairs) < 2:
+        if self.backend == "eager" or len(pairs) < many.MIN_SEEDS:
             for s, c in pairs:
                 self.accumulate(delta, start, s, c, kind)
             return
