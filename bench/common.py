@@ -37,6 +37,20 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return min(times)
 
 
+def best_interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The fastest of `repeats` timed calls of each function, taken in rounds (one call of each per round),
+    so that every candidate samples the same phases of a machine whose speed drifts."""
+    for fn in fns.values():
+        fn()  # warm-up
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
 def smollm2_batch(rows: int = 8, tokens: int = 128, device: str = "cpu") -> tuple[object, object, object]:
     """(model, objective, batch): SmolLM2-135M-Instruct and `rows` sentiment prompts of exactly `tokens`
     tokens each (several reviews joined, the last `tokens` kept), scored as the quickstart scores them."""

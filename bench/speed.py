@@ -43,7 +43,7 @@ def format_table(rows: list[Row]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--kinds", default="rademacher,gaussian")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed_cpu.json"))
     args = ap.parse_args()

@@ -5,7 +5,7 @@ that restores and steps at once)."""
 from __future__ import annotations
 
 import torch
-from common import Row, best_of
+from common import Row, best_interleaved, best_of
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
@@ -25,15 +25,15 @@ def zo_rows(model: torch.nn.Module, objective, batch, repeats: int, kinds: tuple
         with torch.inference_mode():
             objective.loss(model, batch)
 
-    t_fwd = best_of(forward, repeats)
+    fns = {"forward": forward}
+    for kind in kinds:
+        fns[kind] = lambda k=kind: spsa_scalar(state, 7, 1e-3, k, lambda: objective.loss(model, batch), lr=1e-6)
+    t = best_interleaved(fns, repeats)
+    t_fwd = t["forward"]
     shape = "x".join(str(d) for d in batch.input_ids.shape)
     rows = [Row(f"forward pass, SmolLM2, batch {shape}", t_fwd, None, "", "", "baseline")]
     for kind in kinds:
-        def step(k: str = kind) -> None:
-            spsa_scalar(state, 7, 1e-3, k, lambda: objective.loss(model, batch), lr=1e-6)
-
-        t_step = best_of(step, repeats)
-        rows.append(Row(f"zeroth-order step, {kind} (2 forwards + 3 passes)", t_step, t_step / (2 * t_fwd),
+        rows.append(Row(f"zeroth-order step, {kind} (2 forwards + 3 passes)", t[kind], t[kind] / (2 * t_fwd),
                         "x", "2 x forward"))
     state.restore()
     return rows
