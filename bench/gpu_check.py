@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import SMOLLM2_SIZE  # noqa: E402
+
 from fedseed import rng_spec  # noqa: E402
 from fedseed.directions import DirectionEngine, coef_to_int  # noqa: E402
-
-SMOLLM2_SIZE = 134_515_008
 
 
 def run_ops(engine: DirectionEngine, kind: str, device: str, n: int) -> dict[str, torch.Tensor | float]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 
 import torch
 
@@ -102,20 +102,11 @@ def _compiled_materialize() -> Callable:
     return torch.compile(_k_materialize, dynamic=True, fullgraph=True)
 
 
-@lru_cache(maxsize=8)
-def _table(device: str, dtype: torch.dtype = torch.int64) -> torch.Tensor:
-    return torch.from_numpy(rng_spec.gauss_table().astype("int64")).to(device=device, dtype=dtype)
-
-
-def _check_range(t: torch.Tensor, start: int, kind: str) -> int:
+def _check_range(t: torch.Tensor, start: int) -> int:
     n = t.numel()
     if start % ALIGN or n % ALIGN:
         raise ValueError(f"range [{start}, {start + n}) is not aligned to {ALIGN} elements")
     return n
-
-
-def _i32_scalar(value: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor(value, dtype=torch.int32, device=device)
 
 
 class DirectionEngine:
@@ -129,12 +120,12 @@ class DirectionEngine:
     def _run(self, name: str, tensors: list[torch.Tensor], start: int, seed: int, kind: str,
              extra: list) -> list:
         """Call kernel `name` for one seed over [start, start + len) of the flat tensors."""
-        n = _check_range(tensors[0], start, kind)
+        n = _check_range(tensors[0], start)
         if self.backend == "compiled":
             return self._run_fused(name, tensors, start, seed, kind, extra)
         dev = tensors[0].device
         ka, kb = (torch.tensor(k, dtype=torch.int64, device=dev) for k in rng_spec.seed_keys(seed))
-        table = None if kind == "rademacher" else _table(str(dev))
+        table = None if kind == "rademacher" else fused.gauss_table(str(dev), torch.int64)
         per = rng_spec.ELEMENTS_PER_WORD[kind]
         results = []
         for lo in range(0, n, EAGER_CHUNK):
@@ -148,17 +139,17 @@ class DirectionEngine:
     def _run_fused(name: str, tensors: list[torch.Tensor], start: int, seed: int, kind: str,
                    extra: list) -> list:
         dev = tensors[0].device
-        ka, kb = (_i32_scalar(fused.to_i32(k), dev) for k in rng_spec.seed_keys(seed))
-        gaussian = kind == "gaussian"
+        ka, kb = (fused.i32(k, dev) for k in rng_spec.seed_keys(seed))
+        table = fused.gauss_table(str(dev), torch.int32) if kind == "gaussian" else None
         fn = fused.kernel(name if name == "project" else f"{name}_{kind}")
         if name == "project":
-            extra = [DELTA_UNIT, _table(str(dev), torch.int32) if gaussian else None]
-        elif gaussian:
-            extra = [*extra, _table(str(dev), torch.int32)]
+            extra = [DELTA_UNIT, table]
+        elif table is not None:
+            extra = [*extra, table]
         results = []
         for lo, length, sw, hi in fused.pieces(start, tensors[0].numel(), rng_spec.ELEMENTS_PER_WORD[kind]):
             chunk = [t[lo:lo + length] for t in tensors]
-            results.append(fn(*chunk, _i32_scalar(sw, dev), _i32_scalar(hi, dev), ka, kb, *extra))
+            results.append(fn(*chunk, fused.i32(sw, dev), fused.i32(hi, dev), ka, kb, *extra))
         return results
 
     def perturb(self, w: torch.Tensor, start: int, seed: int, scale: float, kind: str) -> None:
@@ -200,9 +191,7 @@ class DirectionEngine:
             for s, c in pairs:
                 self.accumulate(delta, start, s, c, kind)
             return
-        _check_range(delta, start, kind)
-        for s, _ in pairs:
-            rng_spec.check_seed(s)
+        _check_range(delta, start)
         many.accumulate(delta, start, pairs, kind)
 
     def materialize(self, w: torch.Tensor, w0: torch.Tensor, delta: torch.Tensor) -> None:

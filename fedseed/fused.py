@@ -13,7 +13,7 @@ same hash.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 
 import torch
 
@@ -27,6 +27,17 @@ OPTIONS = {"assert_indirect_indexing": False}  # table indices are masked to 16 
 def to_i32(value: int) -> int:
     """A uint32 as the int32 with the same bits."""
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def i32(value: int, device: torch.device) -> Tensor:
+    """A 0-d int32 tensor holding the bits of a uint32 (or already signed int32) value."""
+    return torch.tensor(to_i32(value & rng_spec.M32), dtype=torch.int32, device=device)
+
+
+@lru_cache(maxsize=16)
+def gauss_table(device: str, dtype: torch.dtype) -> Tensor:
+    """The spec's Gaussian table on a device, in the integer type a kernel reads."""
+    return torch.from_numpy(rng_spec.gauss_table().astype("int64")).to(device=device, dtype=dtype)
 
 
 def mix32(x: Tensor) -> Tensor:

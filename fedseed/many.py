@@ -10,7 +10,7 @@ result equal to the seed-by-seed one whatever the order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 
 import torch
 
@@ -65,11 +65,6 @@ def _kernel(name: str) -> Callable:
     return torch.compile(globals()[f"_k_{name}"], dynamic=True, fullgraph=True, options=fused.OPTIONS)
 
 
-@lru_cache(maxsize=8)
-def _table(device: str) -> Tensor:
-    return torch.from_numpy(rng_spec.gauss_table().astype("int32")).to(device)
-
-
 def accumulate(delta: Tensor, start: int, pairs: list[tuple[int, int]], kind: str) -> None:
     """delta (an aligned range from global element `start`) += sum of coef * z_int(seed) over `pairs`."""
     dev = delta.device
@@ -81,17 +76,17 @@ def accumulate(delta: Tensor, start: int, pairs: list[tuple[int, int]], kind: st
     kb = torch.tensor([fused.to_i32(b) for _, b in keys], dtype=torch.int32, device=dev)
     coefs = torch.tensor([c for _, c in pairs], dtype=torch.int64, device=dev)
     if kind == "gaussian":
-        operands = [coefs, _table(str(dev))]
+        operands = [coefs, fused.gauss_table(str(dev), torch.int32)]
     else:  # int64 sums wrap, and the true result fits: exact modulo 2**64 like every other delta update
         operands = [2 * coefs, coefs.sum()]
     per = rng_spec.ELEMENTS_PER_WORD[kind]
     rows = chunk_words(kind, len(pairs))
     hashes = _kernel("word_hashes" if kind == "rademacher" else "word_hashes_by_word")
+    reduce = _kernel(kind)
     for lo, length, sw, hi in fused.pieces(start, delta.numel(), per):
         words = length // per
-        hi_t = torch.tensor(hi, dtype=torch.int32, device=dev)
+        hi_t = fused.i32(hi, dev)
         for w in range(0, words, rows):
             r = min(rows, words - w)
-            sw_t = torch.tensor(fused.to_i32((sw + w) & rng_spec.M32), dtype=torch.int32, device=dev)
-            h = hashes(r, sw_t, hi_t, ka, kb)
-            _kernel(kind)(delta[lo + w * per:lo + (w + r) * per], h, *operands)
+            h = hashes(r, fused.i32(sw + w, dev), hi_t, ka, kb)
+            reduce(delta[lo + w * per:lo + (w + r) * per], h, *operands)

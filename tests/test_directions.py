@@ -149,3 +149,15 @@ def test_perturb_twice_rounds_like_two_passes(kind):
     DirectionEngine("eager").perturb(two[64:], 64, 31, 1e-3, kind)
     DirectionEngine("eager").perturb(two[64:], 64, 31, -3.3e-7, kind)
     assert torch.equal(fused_w.view(torch.int32), two.view(torch.int32))
+
+
+def test_many_seeds_refuse_bad_input_and_change_nothing():
+    delta = torch.zeros(8192, dtype=torch.int64)
+    seeds, coefs = list(range(20)), [5] * 20
+    with pytest.raises(ValueError, match="seed"):
+        DirectionEngine("compiled").accumulate_many(delta, 0, seeds[:-1] + [-1], coefs, "rademacher")
+    with pytest.raises(ValueError, match="aligned"):
+        DirectionEngine("compiled").accumulate_many(delta[:100], 0, seeds, coefs, "rademacher")
+    with pytest.raises(ValueError, match="kind"):
+        DirectionEngine("compiled").accumulate_many(delta, 0, seeds, coefs, "uniform")
+    assert not delta.any()
