@@ -20,7 +20,7 @@ from fedseed.codecs import CODECS
 from fedseed.config import build_config
 from fedseed.data.sources import load_dataset
 from fedseed.objective import Objective
-from fedseed.simulations.inline import Federation, build_federation
+from fedseed.simulations.federation import Federation, build_federation
 from fedseed.strategies.base import ClientResult, RoundPlan
 from fedseed.v1 import coordinator_pb2 as pb
 

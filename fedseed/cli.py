@@ -17,11 +17,31 @@ def _simulate(args: argparse.Namespace) -> int:
 
         summary = run_loopback(args.config, args.set, args.out, overwrite=args.overwrite, quiet=args.quiet)
     else:
-        from fedseed.simulations.inline import simulate
+        from fedseed.simulations.engine import simulate
 
         cfg = load_config(args.config, args.set)
-        summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite)
+        summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from fedseed.simulations.recipes import DEFAULT_DIR, describe, recipe_paths, run_recipes
+
+    folder = pathlib.Path(args.dir) if args.dir else DEFAULT_DIR
+    if args.list:
+        for path in recipe_paths(folder, args.only):
+            print(f"{path.stem}: {describe(path)}")
+        return 0
+    runs = run_recipes(folder, pathlib.Path(args.out), args.only, progress=not args.quiet)
+    if args.report:
+        from fedseed.report import write_results
+
+        context = folder / "papers.md"
+        path = write_results([str(r) for r in runs], args.report, str(context) if context.is_file() else None)
+        print(f"wrote {path}")
     return 0
 
 
@@ -87,7 +107,7 @@ def _certs(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fedseed.config import load_config
-    from fedseed.simulations.inline import evaluate_checkpoint
+    from fedseed.simulations.federation import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(load_config(args.config, args.set), args.checkpoint)))
     return 0
@@ -110,6 +130,11 @@ def _info(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from fedseed.report import plot_runs, report
 
+    if args.out:
+        from fedseed.results_table import write_results
+
+        print(f"wrote {write_results(args.runs, args.out, args.context)}")
+        return 0
     result = report(args.runs)
     key = result["metric"]
     for r in result["runs"]:
@@ -126,16 +151,26 @@ def _report(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fedseed", description="Federated fine-tuning that exchanges seeds and scalars.")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("simulate", help="run N virtual clients in one process")
+    s = sub.add_parser("simulate", help="run N virtual clients on one machine or a Ray cluster")
     s.add_argument("config", help="a TOML run configuration")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set run.rounds=5 (repeatable)")
     s.add_argument("--out", help="output folder (default: run.out of the config)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the run in the output folder from its log (or start it if there is none)")
     s.add_argument("--loopback", action="store_true",
                    help="run a real coordinator and one client process per client over gRPC on 127.0.0.1")
     s.set_defaults(func=_simulate)
+    x = sub.add_parser("experiments", help="run the experiment recipes (resumable), then build the results table")
+    x.add_argument("--dir", help="recipe folder (default: the installed simulations/experiments)")
+    x.add_argument("--only", action="append", metavar="GLOB", help="recipe names to run, e.g. 'sentiment_*'")
+    x.add_argument("--out", default="runs/experiments", help="root of the run folders (one per recipe)")
+    x.add_argument("--report", metavar="MD", help="then write the results table and plots, e.g. docs/results.md")
+    x.add_argument("--list", action="store_true", help="list the recipes and what each takes, run nothing")
+    x.add_argument("--quiet", action="store_true", help="no per-round lines")
+    x.set_defaults(func=_experiments)
     sv = sub.add_parser("server", help="run the coordinator (the run's tables plus a [server] table)")
     sv.add_argument("--config", required=True)
     sv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -167,10 +202,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--checkpoint", required=True, help="a Hugging Face causal-LM folder (e.g. from export)")
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=_evaluate)
-    r = sub.add_parser("report", help="zero-shot vs final metric of finished runs, mean and std over them")
+    r = sub.add_parser("report", help="compare finished runs: seeds of one config, or methods (--out results.md)")
     r.add_argument("runs", nargs="+", help="run folders")
     r.add_argument("--plot", help="write one PNG with every run's curve")
     r.add_argument("--title", default="")
+    r.add_argument("--out", metavar="MD", help="instead: write the per-method results table and plots (markdown)")
+    r.add_argument("--context", metavar="MD", help="with --out: append this markdown (e.g. the papers' numbers)")
     r.set_defaults(func=_report)
     i = sub.add_parser("info", help="print a run's log: strategy, fingerprint, per-round metrics")
     i.add_argument("run")

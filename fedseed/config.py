@@ -41,6 +41,7 @@ class DataSection:
     path: str = ""
     label_words: list = field(default_factory=list)
     tasks: list = field(default_factory=list)
+    eval_tasks: list = field(default_factory=list)  # evals tasks held out for evaluation (no client trains on them)
     eval_size: int = 300
     partition: str = "dirichlet"
     alpha: float = 0.5
@@ -51,13 +52,31 @@ class DataSection:
 class FederationSection:
     num_clients: int = 20
     clients_per_round: int = 5
+    sample_fraction: float = 0.0  # > 0: clients_per_round = max(1, int(num_clients * sample_fraction))
     batch_size: int = 16
+    # Heterogeneity (simulation only), drawn per (run seed, round, client):
+    local_steps_min: int = 0  # > 0: a client's local steps are uniform in [local_steps_min, strategy.local_steps]
+    dropout: float = 0.0  # probability that a sampled client never reports
+    straggler_fraction: float = 0.0  # share of clients that are slow, fixed per client for the run
+    straggler_slowdown: float = 4.0  # a straggler's time per local step, in units of a normal client's
+    deadline_steps: float = 0.0  # > 0: results taking longer than this many normal steps arrive late and are dropped
+
+
+@dataclass
+class SimulationSection:
+    backend: str = "inline"  # inline | processes | ray
+    workers: int = 2  # processes / ray: worker models, each running its share of a round's clients
+    worker_threads: int = 0  # torch threads per worker; 0 = model.threads, else cpu count / workers
+    ray_address: str = ""  # an existing Ray cluster ("auto", "ray://host:10001"); empty = a local instance
+    tensorboard: bool = False  # also write per-round scalars to <out>/tensorboard
 
 
 @dataclass
 class EvalSection:
     every: int = 5
     batch_size: int = 32
+    rouge: bool = False  # generation data: also score greedy generations by Rouge-L F (eval_rougeL)
+    max_new_tokens: int = 32
 
 
 @dataclass
@@ -68,12 +87,14 @@ class Config:
     federation: FederationSection
     strategy: StrategyConfig
     eval: EvalSection
+    simulation: SimulationSection = field(default_factory=lambda: SimulationSection())
 
 
 # Tables read by `fedseed server` and `fedseed client` (server/config.py, client/config.py), not by runs.
 PROCESS_SECTIONS = ("server", "client")
 SECTIONS = {"run": RunSection, "model": ModelSection, "data": DataSection, "federation": FederationSection,
-            "eval": EvalSection}
+            "eval": EvalSection, "simulation": SimulationSection}
+BACKENDS = ("inline", "processes", "ray")
 
 
 def _check_type(key: str, value: Any, default: Any) -> Any:
@@ -142,6 +163,11 @@ def build_config(doc: dict) -> Config:
     except ValueError as e:
         raise ConfigError(f"config key 'strategy.name': {e}") from None
     strategy = _fill(cls, strat_table, "strategy", f" for strategy '{name}'")
+    fed = parts["federation"]
+    if not 0.0 <= fed.sample_fraction <= 1.0:
+        raise ConfigError(f"config key 'federation.sample_fraction' must be in [0, 1], got {fed.sample_fraction}")
+    if fed.sample_fraction > 0:
+        fed.clients_per_round = max(1, int(fed.num_clients * fed.sample_fraction))
     cfg = Config(strategy=strategy, **parts)
     validate(cfg)
     return cfg
@@ -162,10 +188,27 @@ def validate(cfg: Config) -> None:
         ("model.max_length", cfg.model.max_length >= 8, "must be >= 8"),
         ("data.eval_size", cfg.data.eval_size >= 1, "must be >= 1"),
         ("eval.every", cfg.eval.every >= 1, "must be >= 1"),
+        ("eval.max_new_tokens", cfg.eval.max_new_tokens >= 1, "must be >= 1"),
+        ("federation.dropout", 0.0 <= cfg.federation.dropout < 1.0, "must be in [0, 1)"),
+        ("federation.straggler_fraction", 0.0 <= cfg.federation.straggler_fraction <= 1.0, "must be in [0, 1]"),
+        ("federation.straggler_slowdown", cfg.federation.straggler_slowdown >= 1.0, "must be >= 1"),
+        ("federation.deadline_steps", cfg.federation.deadline_steps >= 0.0, "must be >= 0"),
+        ("federation.local_steps_min", 0 <= cfg.federation.local_steps_min <= cfg.strategy.local_steps,
+         "must be between 0 and strategy.local_steps"),
+        ("simulation.backend", cfg.simulation.backend in BACKENDS, f"must be one of {', '.join(BACKENDS)}"),
+        ("simulation.workers", cfg.simulation.workers >= 1, "must be >= 1"),
+        ("simulation.worker_threads", cfg.simulation.worker_threads >= 0, "must be >= 0"),
     ]
     for key, ok, msg in checks:
         if not ok:
             raise ConfigError(f"config key '{key}' {msg}")
+    if cfg.federation.local_steps_min and not strategy_class(cfg.strategy.name).varies_steps:
+        raise ConfigError(f"config key 'federation.local_steps_min': strategy {cfg.strategy.name} has a fixed "
+                          "number of local steps")
+    if set(cfg.data.eval_tasks) & set(cfg.data.tasks):
+        raise ConfigError("config key 'data.eval_tasks' must not name a training task (data.tasks)")
+    if cfg.data.eval_tasks and cfg.data.source != "evals":
+        raise ConfigError("config key 'data.eval_tasks' needs data.source = 'evals'")
     if cfg.data.source == "jsonl" and not pathlib.Path(cfg.data.path).is_file():
         raise ConfigError(f"config key 'data.path': file {cfg.data.path!r} does not exist")
     name = cfg.model.name
@@ -187,10 +230,31 @@ def read_toml(path: str) -> dict:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 
 
-def load_document(path: str, overrides: list[str] | None = None) -> dict:
-    """The TOML document with overrides applied and a relative data path resolved against the file."""
-    p = pathlib.Path(path)
+def read_with_base(path: str, chain: tuple[str, ...] = ()) -> dict:
+    """A TOML document; a top-level `extends = "other.toml"` (relative to the file) supplies every key the
+    document leaves out, table by table -- one shared base for a family of experiment recipes."""
     doc = read_toml(path)
+    base = doc.pop("extends", None)
+    if base is None:
+        return doc
+    if not isinstance(base, str):
+        raise ConfigError(f"config file {path}: 'extends' must be a file name")
+    base_path = str(pathlib.Path(path).parent / base)
+    if base_path in chain:
+        raise ConfigError(f"config file {path}: 'extends' loops back to {base}")
+    merged = read_with_base(base_path, (*chain, path))
+    for section, table in doc.items():
+        if isinstance(table, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **table}
+        else:
+            merged[section] = table
+    return merged
+
+
+def load_document(path: str, overrides: list[str] | None = None) -> dict:
+    """The TOML document (over its base) with overrides applied and a relative data path resolved against it."""
+    p = pathlib.Path(path)
+    doc = read_with_base(path)
     apply_overrides(doc, overrides or [])
     data = doc.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str) and data["path"]:

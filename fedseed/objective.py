@@ -97,8 +97,10 @@ class Objective:
                                ignore_index=IGNORE)
 
     @torch.inference_mode()
-    def evaluate(self, model: torch.nn.Module, examples: list[Example], batch_size: int = 32) -> dict[str, float]:
-        """eval_loss (example-weighted) and, for classification, eval_accuracy."""
+    def evaluate(self, model: torch.nn.Module, examples: list[Example], batch_size: int = 32, rouge: bool = False,
+                 max_new_tokens: int = 32) -> dict[str, float]:
+        """eval_loss (example-weighted); eval_accuracy for classification; eval_rougeL (greedy generation scored
+        by Rouge-L F) for prompt/completion data when `rouge` is set."""
         total_loss, correct, n = 0.0, 0, 0
         for lo in range(0, len(examples), batch_size):
             batch = self.encode(examples[lo:lo + batch_size])
@@ -112,4 +114,17 @@ class Objective:
         out = {"eval_loss": total_loss / max(n, 1)}
         if self.classification:
             out["eval_accuracy"] = correct / max(n, 1)
+        elif rouge:
+            out["eval_rougeL"] = self.rouge_l(model, examples, batch_size, max_new_tokens)
         return out
+
+    def rouge_l(self, model: torch.nn.Module, examples: list[Example], batch_size: int, max_new_tokens: int) -> float:
+        from fedseed.generation import greedy_generate, rouge_l
+
+        scores = []
+        for lo in range(0, len(examples), batch_size):
+            chunk = examples[lo:lo + batch_size]
+            prompts = [self._prompt_ids(ex)[-self.max_length:] for ex in chunk]
+            outputs = greedy_generate(model, self.tok, prompts, max_new_tokens, self.device)
+            scores += [rouge_l(o, ex.completion or "") for o, ex in zip(outputs, chunk)]
+        return sum(scores) / max(len(scores), 1)

@@ -11,7 +11,7 @@ def plot_curves(rows: list[dict], path: pathlib.Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    key = "eval_accuracy" if any("eval_accuracy" in r for r in rows) else "eval_loss"
+    key = next(k for k in ("eval_accuracy", "eval_rougeL", "eval_loss") if any(k in r for r in rows))
     cum, total = [], 0
     for r in rows:
         total += r["bytes_up"] + r["bytes_down"]

@@ -17,7 +17,8 @@ def load_run(run: str) -> tuple[dict, list[dict]]:
 
 
 def metric_key(summary: dict) -> str:
-    return "eval_accuracy" if "eval_accuracy" in summary["final"] else "eval_loss"
+    """The run's headline metric: accuracy (classification), Rouge-L (scored generation), else the eval loss."""
+    return next(k for k in ("eval_accuracy", "eval_rougeL", "eval_loss") if k in summary["final"])
 
 
 def report(runs: list[str]) -> dict:

@@ -7,7 +7,7 @@ import gc
 
 from fedseed.config import Config
 from fedseed.replay import catch_up
-from fedseed.simulations.inline import Federation, build_federation
+from fedseed.simulations.federation import Federation, build_federation
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
 
 
@@ -38,7 +38,7 @@ class ModelHost:
         if self.fed is None:
             return {}
         f = self.fed
-        return f.objective.evaluate(f.lm.model, f.eval_examples, self.cfg.eval.batch_size)
+        return f.evaluate()
 
     def close_round(self, plan: RoundPlan, results: list[ClientResult], last: bool) -> tuple[GlobalUpdate, str, dict]:
         """Aggregate, update coordinator-side strategy state, and (holding the model) apply and evaluate."""

@@ -7,7 +7,7 @@ import torch
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
-from fedseed.simulations.inline import run_round
+from fedseed.simulations.backends.base import apply_update, local_results
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, StrategyConfig
@@ -37,10 +37,21 @@ class Problem:
         self.layout = build_layout(self.model, None, model_checksum(self.model))
         self.state = FlatState(self.model, self.layout, DirectionEngine(backend))
         self.objective = LeastSquares()
+        self.strategy = None
 
     def context(self, round_idx: int, client: int) -> LocalContext:
         batch = self.data[client]
         return LocalContext(self.state, self.objective, lambda: batch, len(batch[1]))
+
+    def round(self, strategy, r: int, clients: list[int]):
+        """One sequential round, as the inline backend runs it: (metrics, update, results)."""
+        self.strategy = strategy
+        plan = strategy.configure_round(r, clients)
+        results = local_results(self, plan, plan.clients)
+        update = strategy.aggregate(plan, results)
+        strategy.observe(plan, results)
+        apply_update(self, update)
+        return {"round": r, "clients": len(results), "bytes_up": sum(x.wire_bytes for x in results)}, update, results
 
     def error(self) -> float:
         return float(torch.linalg.vector_norm(self.model.weight.detach()[0] - self.w_star) /
@@ -50,7 +61,7 @@ class Problem:
         strategy = build_strategy(cfg, seed, rounds, len(self.data), self.layout)
         out = []
         for r in range(1, rounds + 1):
-            out.append(run_round(strategy, self.state, r, clients or list(range(len(self.data))), self.context))
+            out.append(self.round(strategy, r, clients or list(range(len(self.data)))))
         return strategy, out
 
 

@@ -10,7 +10,7 @@ from federation import LiveFederation
 
 from fedseed.cli import main
 from fedseed.config import dump_toml, load_config, load_document
-from fedseed.simulations.inline import simulate
+from fedseed.simulations.engine import simulate
 from fedseed.simulations.loopback import run_loopback
 
 CONFIG = "simulations/loopback.toml"

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fedseed.config import load_config
-from fedseed.simulations.inline import build_federation, simulate
+from fedseed.simulations.engine import simulate
+from fedseed.simulations.federation import build_federation
 
 pytestmark = pytest.mark.slow
 QUICKSTART = "simulations/quickstart.toml"

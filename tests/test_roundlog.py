@@ -10,7 +10,8 @@ import torch
 from fedseed.config import load_config
 from fedseed.replay import catch_up, export_checkpoint, materialize_round, open_state
 from fedseed.roundlog import RoundLog
-from fedseed.simulations.inline import build_federation, simulate
+from fedseed.simulations.engine import simulate
+from fedseed.simulations.federation import build_federation
 
 SMOKE = "simulations/smoke.toml"
 

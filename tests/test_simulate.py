@@ -9,7 +9,7 @@ import pytest
 from fedseed.config import load_config
 from fedseed.replay import materialize_round
 from fedseed.roundlog import RoundLog
-from fedseed.simulations.inline import simulate
+from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
 CASES = {
@@ -20,6 +20,8 @@ CASES = {
     "onebyte": ["strategy.name=onebyte", "strategy.samples_per_step=2", "strategy.lr=1e-3",
                 "strategy.join=[[5, 2]]", "strategy.leave=[[0, 3]]"],
     "fedavg": ["strategy.name=fedavg", "strategy.lr=0.05", "strategy.local_steps=2"],
+    "mezo": ["strategy.name=mezo", "strategy.local_steps=6", "federation.num_clients=1",
+             "federation.clients_per_round=1", "data.partition=iid"],
     "trainable-subset": ["model.trainable=['norm', 'layers\\.1\\.']", "model.backend=eager"],
 }
 

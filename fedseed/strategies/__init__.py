@@ -8,9 +8,10 @@ from fedseed.strategies.fedavg import FedAvg
 from fedseed.strategies.fedkseed import FedKSeed
 from fedseed.strategies.fedkseed_pro import FedKSeedPro
 from fedseed.strategies.ferret import Ferret
+from fedseed.strategies.mezo import MeZO
 from fedseed.strategies.onebyte import OneByte
 
-REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg)}
+REGISTRY: dict[str, type[Strategy]] = {s.name: s for s in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg, MeZO)}
 
 
 def strategy_class(name: str) -> type[Strategy]:

@@ -62,6 +62,10 @@ class RoundPlan:
     lr: float
     broadcast: dict = field(default_factory=dict)  # strategy-specific arrays every client receives
     broadcast_bytes: int = 0
+    steps: dict = field(default_factory=dict)  # client -> local steps where a simulation makes them differ
+
+    def local_steps(self, client: int, default: int) -> int:
+        return int(self.steps.get(client, default))
 
 
 @dataclass
@@ -151,6 +155,7 @@ class Strategy(ABC):
     relayable: bool = True
     samples_clients: bool = True  # False: every active participant takes part in every round
     networked: bool = True  # False: a simulation-only baseline (dense weights do not fit the seed protocol)
+    varies_steps: bool = True  # False: the number of local steps is fixed by the method (simulation knob refused)
 
     def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
         cfg.validate()

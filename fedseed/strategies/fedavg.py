@@ -34,7 +34,7 @@ class FedAvg(Strategy):
     networked = False
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
-        loss, skipped = local_sgd(ctx, plan.lr, self.cfg.local_steps)
+        loss, skipped = local_sgd(ctx, plan.lr, plan.local_steps(client, self.cfg.local_steps))
         start = ctx.state.global_weights()
         diff = (ctx.state.w - start).to("cpu").numpy().astype("<f4")
         return ClientResult(plan.round, client, diff.tobytes(), ctx.num_samples, loss, skipped)

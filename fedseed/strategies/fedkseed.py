@@ -54,7 +54,7 @@ class FedKSeed(Strategy):
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
         scalars, losses, skipped = [], [], 0
-        for t in range(self.cfg.local_steps):
+        for t in range(plan.local_steps(client, self.cfg.local_steps)):
             batch = ctx.next_batch()
             seed = int(self.pool[self.step_index(plan, client, t)])
             res = spsa_scalar(ctx.state, seed, self.cfg.eps, self.cfg.direction,
@@ -69,15 +69,16 @@ class FedKSeed(Strategy):
         return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
                             float(np.mean(losses)) if losses else float("nan"), skipped)
 
-    def scalars(self, result: ClientResult) -> np.ndarray:
+    def scalars(self, plan: RoundPlan, result: ClientResult) -> np.ndarray:
         """The client's decoded step scalars; ValueError on a ragged, non-finite or wrong-length payload."""
         g = decode(result.payload, self.cfg.codec)
-        if len(g) != self.cfg.local_steps:
-            raise ValueError(f"client {result.client} sent {len(g)} scalars, expected {self.cfg.local_steps}")
+        expected = plan.local_steps(result.client, self.cfg.local_steps)
+        if len(g) != expected:
+            raise ValueError(f"client {result.client} sent {len(g)} scalars, expected {expected}")
         return g
 
     def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
-        g = self.scalars(result)
+        g = self.scalars(plan, result)
         if len(g) and plan.lr * float(np.abs(g).max()) > MAX_ABS_COEF:
             raise ValueError(f"a scalar of client {result.client} would give a coefficient above {MAX_ABS_COEF}")
 
@@ -86,7 +87,7 @@ class FedKSeed(Strategy):
         weights = client_weights(results, self.cfg.equal_weight)
         acc = np.zeros(self.cfg.num_seeds, dtype=np.float64)
         for wgt, res in zip(weights, results):
-            for t, gt in enumerate(self.scalars(res)):
+            for t, gt in enumerate(self.scalars(plan, res)):
                 acc[self.step_index(plan, res.client, t)] += wgt * gt
         return acc
 

@@ -80,7 +80,7 @@ class Ferret(Strategy):
         return derive_seed(self.run_seed, 0xFE77E7, round_idx, client, block, k)
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
-        loss, skipped = local_sgd(ctx, plan.lr, self.cfg.local_steps)
+        loss, skipped = local_sgd(ctx, plan.lr, plan.local_steps(client, self.cfg.local_steps))
         st = ctx.state
         if self.cfg.adaptive_k:
             norms = []

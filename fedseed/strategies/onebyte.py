@@ -48,6 +48,7 @@ class OneByte(Strategy):
     config_class = OneByteConfig
     cfg: OneByteConfig
     samples_clients = False
+    varies_steps = False  # one scalar per sample per step, by the method's definition
 
     def is_active(self, participant: int, step: int) -> bool:
         joins = {p: s for p, s in self.cfg.join}

@@ -1,0 +1,60 @@
+"""Centralized MeZO (Malladi et al. 2023): one party holding all the training data takes zeroth-order SGD steps,
+each along a fresh seed. The baseline every federated zeroth-order method is measured against.
+
+A round is `local_steps` sequential steps; the round's update is the list of (step seed, -lr * g) pairs, so the
+logged run replays exactly like the federated ones. Seeds come from (run, round, step), not from a pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedseed.codecs import decode, encode
+from fedseed.seeds import derive_seed
+from fedseed.strategies.base import (
+    ClientResult,
+    GlobalUpdate,
+    LocalContext,
+    RoundPlan,
+    Strategy,
+    StrategyConfig,
+    as_fp32,
+)
+from fedseed.zo import spsa_scalar
+
+
+class MeZO(Strategy):
+    name = "mezo"
+    networked = False  # one party: nothing to federate
+
+    def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
+        super().__init__(cfg, run_seed, total_rounds, num_clients)
+        if num_clients != 1:
+            raise ValueError(f"strategy mezo is centralized: federation.num_clients must be 1, got {num_clients}")
+
+    def step_seed(self, round_idx: int, step: int) -> int:
+        return derive_seed(self.run_seed, 0x3E20, round_idx, step)
+
+    def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
+        scalars, losses, skipped = [], [], 0
+        for t in range(plan.local_steps(client, self.cfg.local_steps)):
+            batch = ctx.next_batch()
+            res = spsa_scalar(ctx.state, self.step_seed(plan.round, t), self.cfg.eps, self.cfg.direction,
+                              lambda b=batch: ctx.objective.loss(ctx.state.model, b), lr=plan.lr)
+            skipped += res.skipped
+            scalars.append(res.g)
+            if not res.skipped:
+                losses.append(res.loss)
+        return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
+                            float(np.mean(losses)) if losses else float("nan"), skipped)
+
+    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
+        if len(results) != 1:
+            raise ValueError(f"mezo aggregates exactly one party's steps, got {len(results)} results")
+        res = results[0]
+        g = decode(res.payload, self.cfg.codec)
+        expected = plan.local_steps(res.client, self.cfg.local_steps)
+        if len(g) != expected:
+            raise ValueError(f"mezo party sent {len(g)} scalars, expected {expected}")
+        seeds = np.asarray([self.step_seed(plan.round, t) for t in range(len(g))], np.int64)
+        return GlobalUpdate(plan.round, self.cfg.direction, seeds, as_fp32(-plan.lr * g))

@@ -1,0 +1,94 @@
+"""The interface every simulation backend implements, and the worker that runs clients on one model.
+
+A worker holds a model and an exact flat state. It follows the global state by applying every round's global
+update in order (the same fixed-point sums the driver applies), so a client's local work starts from bit-identical
+weights whichever worker runs it; results are returned sorted by client, so aggregation order never depends on
+the schedule.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from abc import ABC, abstractmethod
+
+from fedseed.config import Config
+from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker_threads(cfg: Config) -> int:
+    """Torch threads per worker: simulation.worker_threads, else model.threads, else the cores shared out."""
+    if cfg.simulation.worker_threads:
+        return cfg.simulation.worker_threads
+    if cfg.model.threads:
+        return cfg.model.threads
+    return max(1, (os.cpu_count() or 1) // cfg.simulation.workers)
+
+
+def apply_update(fed, update: GlobalUpdate) -> None:  # noqa: ANN001 (a Federation; imported lazily by workers)
+    """Fold one global update into a federation's state; an empty round (no client reported) changes nothing."""
+    if update.dense is None and len(update.seeds) == 0:
+        fed.state.restore()
+        return
+    fed.strategy.apply(fed.state, update)
+
+
+def local_results(fed, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:  # noqa: ANN001
+    """Each client's local work from the exact global state, leaving the state exact again."""
+    results = []
+    for client in sorted(clients):
+        fed.state.restore()
+        results.append(fed.strategy.local_work(fed.context(plan.round, client), plan, client))
+    fed.state.restore()
+    return results
+
+
+class ClientWorker:
+    """One model that runs the clients it is given; built from the run's config in its own process."""
+
+    def __init__(self, cfg: Config) -> None:
+        import torch
+
+        from fedseed.simulations.federation import build_federation
+
+        torch.set_num_threads(worker_threads(cfg))
+        cfg.model.threads = worker_threads(cfg)
+        self.fed = build_federation(cfg)
+
+    def work(self, updates: list[GlobalUpdate], plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
+        for update in updates:
+            apply_update(self.fed, update)
+        return local_results(self.fed, plan, clients)
+
+    def checksum(self) -> str:
+        return self.fed.state.checksum()
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_mib()
+
+
+class Backend(ABC):
+    """Runs a round's clients. The driver applies each global update itself, then hands it over with `push`."""
+
+    @abstractmethod
+    def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
+        """Local work of `clients` for `plan`, sorted by client, from the state after every pushed update."""
+
+    def push(self, update: GlobalUpdate) -> None:  # noqa: B027 (inline: the driver's state is the workers')
+        """A global update the driver has applied; workers apply it before their next clients."""
+
+    def close(self) -> None:  # noqa: B027
+        """Stop workers."""
+
+    def workers_peak_rss_mib(self) -> list[float]:
+        """Peak RSS of each worker process (empty for inline: the driver is the worker)."""
+        return []
+
+    def workers_checksums(self) -> list[str]:
+        """Each worker's state checksum after every pushed update (empty for inline)."""
+        return []

@@ -1,0 +1,60 @@
+"""The Ray backend: one Ray actor per worker, each with its own model, on a local instance or an existing cluster.
+
+`simulation.ray_address` empty starts a local instance for the run; "auto" joins the cluster `ray start` made on
+this machine; "ray://HOST:10001" connects a remote cluster's client server. Every node needs fedseed (and the
+model and data packages) installed in the same Python version. Each actor reserves one logical CPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fedseed.config import Config
+from fedseed.simulations.backends.base import Backend, ClientWorker
+from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
+
+
+class RayBackend(Backend):
+    def __init__(self, cfg: Config) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("simulation.backend = 'ray' needs Ray: pip install 'ray==2.60.0'") from None
+        self.ray = ray
+        self.owns_instance = not ray.is_initialized()
+        if self.owns_instance:
+            address = cfg.simulation.ray_address or None
+            local = {} if address else {"num_cpus": max(cfg.simulation.workers, os.cpu_count() or 1)}
+            ray.init(address=address, include_dashboard=False, logging_level="warning", **local)
+        actor = ray.remote(num_cpus=1)(ClientWorker)
+        self.actors = [actor.remote(cfg) for _ in range(cfg.simulation.workers)]
+        self.pending: list[GlobalUpdate] = []
+        try:
+            ray.get([a.checksum.remote() for a in self.actors])  # surfaces a failed model build here
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
+        n = len(self.actors)
+        ordered = sorted(clients)
+        pending, self.pending = self.ray.put(self.pending), []  # one copy in the object store for every actor
+        replies = self.ray.get([a.work.remote(pending, plan, ordered[i::n]) for i, a in enumerate(self.actors)])
+        return sorted((r for rs in replies for r in rs), key=lambda r: r.client)
+
+    def push(self, update: GlobalUpdate) -> None:
+        self.pending.append(update)
+
+    def workers_checksums(self) -> list[str]:
+        self.run(RoundPlan(0, [], 0.0), [])
+        return self.ray.get([a.checksum.remote() for a in self.actors])
+
+    def workers_peak_rss_mib(self) -> list[float]:
+        return self.ray.get([a.peak_rss_mib.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in getattr(self, "actors", []):
+            self.ray.kill(a)
+        self.actors = []
+        if self.owns_instance and self.ray.is_initialized():
+            self.ray.shutdown()

@@ -1,0 +1,114 @@
+"""A simulated federation's parts built from a config: model, exact flat state, data shards, objective, strategy.
+
+The one-process simulation, every simulation worker, the coordinator's held model and the edge client all build
+theirs here, so they train on the same shards and start from the same checksum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fedseed.config import Config
+from fedseed.data.examples import Dataset, Example
+from fedseed.data.partition import holdout_split, partition
+from fedseed.data.sources import load_dataset
+from fedseed.directions import DirectionEngine
+from fedseed.layout import build_layout, model_checksum
+from fedseed.models import LoadedModel, load_model
+from fedseed.objective import Batch, Objective
+from fedseed.seeds import derive, sample_clients
+from fedseed.state import FlatState
+from fedseed.strategies import build_strategy
+from fedseed.strategies.base import LocalContext, Strategy
+
+
+@dataclass
+class Federation:
+    """Everything a simulated run holds: model, state, data shards, objective, strategy."""
+
+    cfg: Config
+    lm: LoadedModel
+    state: FlatState
+    objective: Objective
+    dataset: Dataset
+    shards: list[np.ndarray]
+    eval_examples: list[Example]
+    strategy: Strategy
+
+    def batch_stream(self, round_idx: int, client: int) -> Callable[[], Batch]:
+        """Deterministic batches for (run, round, client): a fresh permutation of the shard, cycled."""
+        rng = np.random.default_rng(derive(self.cfg.run.seed, 0xBA7C, round_idx, client))
+        shard = self.shards[client]
+        bs = self.cfg.federation.batch_size
+        order: list[int] = []
+
+        def next_batch() -> Batch:
+            nonlocal order
+            if len(order) < bs:
+                order = order + rng.permutation(shard).tolist()
+            picked, order = order[:bs], order[bs:]
+            return self.objective.encode([self.dataset.examples[i] for i in picked])
+
+        return next_batch
+
+    def evaluate(self) -> dict[str, float]:
+        """The held-out metrics of the current weights (eval_loss, and eval_accuracy or eval_rougeL)."""
+        e = self.cfg.eval
+        return self.objective.evaluate(self.lm.model, self.eval_examples, e.batch_size, e.rouge, e.max_new_tokens)
+
+    def context(self, round_idx: int, client: int) -> LocalContext:
+        return LocalContext(self.state, self.objective, self.batch_stream(round_idx, client), len(self.shards[client]))
+
+    def sample_clients(self, round_idx: int) -> list[int]:
+        everyone = list(range(self.cfg.federation.num_clients))
+        if not self.strategy.samples_clients:
+            return everyone
+        return sample_clients(self.cfg.run.seed, round_idx, 0, everyone, self.cfg.federation.clients_per_round)
+
+
+def split_data(cfg: Config) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """The dataset with its training and held-out indices, deterministic in the run seed. With data.eval_tasks
+    the held-out examples are drawn from those tasks only and no client trains on them."""
+    ds = load_dataset(cfg.data.source, cfg.data.path or None, cfg.data.label_words or None,
+                      list(cfg.data.tasks) + list(cfg.data.eval_tasks))
+    if cfg.data.eval_tasks:
+        held = np.asarray([e.task in cfg.data.eval_tasks for e in ds.examples])
+        pool = np.flatnonzero(held)
+        picked = np.random.default_rng(cfg.run.seed).permutation(pool)[:cfg.data.eval_size]
+        train_idx, eval_idx = np.flatnonzero(~held), np.sort(picked)
+    else:
+        train_idx, eval_idx = holdout_split(len(ds.examples), cfg.data.eval_size, cfg.run.seed)
+    if cfg.data.max_train:
+        train_idx = np.sort(np.random.default_rng(cfg.run.seed).permutation(train_idx)[:cfg.data.max_train])
+    return ds, train_idx, eval_idx
+
+
+def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
+    """Score a Hugging Face checkpoint folder on the run's held-out examples, as the simulation does."""
+    lm = load_model(checkpoint, cfg.model.device)
+    ds, _, eval_idx = split_data(cfg)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
+    return objective.evaluate(lm.model, [ds.examples[i] for i in eval_idx], cfg.eval.batch_size,
+                              cfg.eval.rouge, cfg.eval.max_new_tokens)
+
+
+def build_federation(cfg: Config) -> Federation:
+    if cfg.model.threads:
+        torch.set_num_threads(cfg.model.threads)
+    lm = load_model(cfg.model.name, cfg.model.device)
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    layout = build_layout(lm.model, cfg.model.trainable or None, model_checksum(lm.model))
+    trainable = {s.name for s in layout.slots}
+    for name, p in lm.model.named_parameters():
+        p.requires_grad_(name in trainable)
+    state = FlatState(lm.model, layout, DirectionEngine(cfg.model.backend))
+    ds, train_idx, eval_idx = split_data(cfg)
+    shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
+    strategy = build_strategy(cfg.strategy, cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout)
+    return Federation(cfg, lm, state, objective, ds, shards, [ds.examples[i] for i in eval_idx], strategy)

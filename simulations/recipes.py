@@ -1,0 +1,58 @@
+"""Running the experiment recipes in simulations/experiments/ one after another, then building the results table.
+
+A recipe is a run config (usually `extends` a shared `_*.toml` base); its output folder is <out_root>/<name>.
+A finished recipe (summary.json present) is skipped and an interrupted one resumes from its log, so the command
+can be stopped and started again at any point.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import pathlib
+import sys
+
+from fedseed.config import load_config
+
+DEFAULT_DIR = pathlib.Path(__file__).parent / "experiments"
+
+
+def recipe_paths(folder: pathlib.Path, only: list[str] | None = None) -> list[pathlib.Path]:
+    """The recipes of a folder in name order (bases, named _*.toml, excluded), filtered by glob patterns."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no experiment folder {folder}")
+    paths = sorted(p for p in folder.glob("*.toml") if not p.name.startswith("_"))
+    if only:
+        paths = [p for p in paths if any(fnmatch.fnmatch(p.stem, pat) for pat in only)]
+        if not paths:
+            raise ValueError(f"no recipe in {folder} matches {', '.join(only)}")
+    return paths
+
+
+def describe(path: pathlib.Path) -> str:
+    """A recipe's leading comment (what it runs and how long it takes)."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | None = None,
+                progress: bool = True) -> list[pathlib.Path]:
+    """Run every selected recipe that has not finished; returns the run folders of all selected recipes."""
+    from fedseed.simulations.engine import simulate
+
+    paths = recipe_paths(folder, only)
+    configs = [load_config(str(p)) for p in paths]  # every recipe is checked before the first one runs
+    outs = []
+    for path, cfg in zip(paths, configs):
+        out = out_root / path.stem
+        outs.append(out)
+        if (out / "summary.json").is_file():
+            print(f"[experiments] {path.stem}: finished earlier, kept ({out})", file=sys.stderr, flush=True)
+            continue
+        state = "resuming" if (out / "log.sqlite").is_file() else "starting"
+        print(f"[experiments] {path.stem}: {state} -> {out}", file=sys.stderr, flush=True)
+        simulate(cfg, str(out), progress=progress, resume=True)
+    return outs
