@@ -22,7 +22,7 @@ from fedseed.simulations.backends.base import apply_update, peak_rss_mib
 from fedseed.simulations.federation import Federation, build_federation
 from fedseed.simulations.participation import participation
 from fedseed.simulations.progress import Progress
-from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
+from fedseed.strategies.base import HEADER_BYTES, ClientResult, GlobalUpdate, RoundPlan, Strategy
 
 RUN_FILES = ("metrics.jsonl", "summary.json", "log.sqlite", "log.sqlite-wal", "log.sqlite-shm", "curves.png")
 METRICS = ("eval_loss", "eval_accuracy", "eval_rougeL")
@@ -89,12 +89,21 @@ def driver_round(fed: Federation, backend, r: int) -> tuple[dict, GlobalUpdate, 
     apply_update(fed, update)
     backend.push(update)
     losses = [x.train_loss for x in results if np.isfinite(x.train_loss)]
-    down_per_client = plan.broadcast_bytes + update.wire_bytes()
+    down_per_client = plan.broadcast_bytes + down_bytes(strategy, update, results)
     metrics = {"round": r, "clients": len(results), "sampled": len(plan.clients), "dropped": part.dropped,
                "late": part.late, "train_loss": float(np.mean(losses)) if losses else None,
                "bytes_up": int(sum(x.wire_bytes for x in results)), "bytes_down": int(down_per_client * len(results)),
                "skipped_steps": int(sum(x.skipped_steps for x in results)), "wall_s": round(time.time() - t0, 3)}
     return metrics, update, results
+
+
+def down_bytes(strategy: Strategy, update: GlobalUpdate, results: list[ClientResult]) -> int:
+    """What a client downloads for the update: like the coordinator, the smaller of the coefficient form and
+    (for strategies every party can aggregate) the relayed client results."""
+    size = update.wire_bytes()
+    if strategy.relayable and update.dense is None and results:
+        size = min(size, HEADER_BYTES + sum(x.wire_bytes for x in results))
+    return size
 
 
 def start(out: pathlib.Path, cfg: Config, fed: Federation, t_setup: float) -> tuple[RoundLog, list[dict]]:
