@@ -37,7 +37,7 @@ def _experiments(args: argparse.Namespace) -> int:
         return 0
     runs = run_recipes(folder, pathlib.Path(args.out), args.only, progress=not args.quiet)
     if args.report:
-        from fedseed.report import write_results
+        from fedseed.results_table import write_results
 
         context = folder / "papers.md"
         path = write_results([str(r) for r in runs], args.report, str(context) if context.is_file() else None)
