@@ -7,6 +7,7 @@ A run writes metrics.jsonl, summary.json, log.sqlite and curves.png; an interrup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -56,7 +57,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
                     metrics["eval_s"] = round(time.time() - t_eval, 3)
                 metrics["checksum"] = fed.state.checksum()
                 metrics["peak_rss_mib"] = round(peak_rss_mib(), 1)
-                log.append(update, results, metrics["checksum"], metrics)
+                log.append(update, loggable(update, results), metrics["checksum"], metrics)
                 rows.append(metrics)
                 mf.write(json.dumps(metrics) + "\n")
                 mf.flush()
@@ -95,6 +96,14 @@ def driver_round(fed: Federation, backend, r: int) -> tuple[dict, GlobalUpdate, 
                "bytes_up": int(sum(x.wire_bytes for x in results)), "bytes_down": int(down_per_client * len(results)),
                "skipped_steps": int(sum(x.skipped_steps for x in results)), "wall_s": round(time.time() - t0, 3)}
     return metrics, update, results
+
+
+def loggable(update: GlobalUpdate, results: list[ClientResult]) -> list[ClientResult]:
+    """Client results as the round log keeps them: a dense round's update already holds everything a replay
+    needs, so its clients' weight deltas (one model size each) are not stored again."""
+    if update.dense is None:
+        return results
+    return [dataclasses.replace(r, payload=b"") for r in results]
 
 
 def down_bytes(strategy: Strategy, update: GlobalUpdate, results: list[ClientResult]) -> int:
