@@ -48,6 +48,9 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
     bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
     backend = make_backend(cfg, fed)
     try:
+        for update in log.updates(1, rows[-1]["round"]):  # resumed: workers start from the base weights
+            backend.push(update)
+            backend.sync()  # one update at a time: a dense round is a whole model
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as mf:
             for r in range(rows[-1]["round"] + 1, cfg.run.rounds + 1):
                 metrics, update, results = driver_round(fed, backend, r)

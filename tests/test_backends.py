@@ -46,7 +46,8 @@ def test_backend_gives_the_inline_checksum(backend, inline_run, tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager"]  # Pro: replayed statistics
+    """FedKSeed-Pro, so its importance statistics must be replayed too."""
+    overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager", "model.threads=1"]
     whole = simulate(load_config(SMOKE, overrides), str(tmp_path / "whole"), progress=False)
     real_round = engine.driver_round
 
@@ -61,8 +62,11 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(FileExistsError, match="--resume"):
         simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False)
-    resumed = simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False, resume=True)
+    # resumed on another backend: its workers start from the base weights and catch up from the log
+    on_workers = load_config(SMOKE, [*overrides, "simulation.backend=processes", "simulation.workers=2"])
+    resumed = simulate(on_workers, str(tmp_path / "cut"), progress=False, resume=True)
     assert resumed["final_checksum"] == whole["final_checksum"]
+    assert resumed["workers_checksums"] == [whole["final_checksum"]] * 2
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
 

@@ -82,6 +82,9 @@ class Backend(ABC):
     def push(self, update: GlobalUpdate) -> None:  # noqa: B027 (inline: the driver's state is the workers')
         """A global update the driver has applied; workers apply it before their next clients."""
 
+    def sync(self) -> None:  # noqa: B027
+        """Have every worker apply the pushed updates now, not with its next clients."""
+
     def close(self) -> None:  # noqa: B027
         """Stop workers."""
 

@@ -80,10 +80,11 @@ class ProcessBackend(Backend):
     def push(self, update: GlobalUpdate) -> None:
         self.pending.append(update)
 
+    def sync(self) -> None:
+        self.run(RoundPlan(0, [], 0.0), [])
+
     def workers_checksums(self) -> list[str]:
-        pending, self.pending = self.pending, []
-        plan = RoundPlan(0, [], 0.0)
-        self._call_all("work", [(pending, plan, [])] * len(self.conns))
+        self.sync()
         return self._call_all("checksum", [()] * len(self.conns))  # type: ignore[return-value]
 
     def workers_peak_rss_mib(self) -> list[float]:

@@ -45,8 +45,11 @@ class RayBackend(Backend):
     def push(self, update: GlobalUpdate) -> None:
         self.pending.append(update)
 
-    def workers_checksums(self) -> list[str]:
+    def sync(self) -> None:
         self.run(RoundPlan(0, [], 0.0), [])
+
+    def workers_checksums(self) -> list[str]:
+        self.sync()
         return self.ray.get([a.checksum.remote() for a in self.actors])
 
     def workers_peak_rss_mib(self) -> list[float]:
