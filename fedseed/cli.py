@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"fedseed: error: {msg}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a simulation worker or backend failed while running
+        print(f"fedseed: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

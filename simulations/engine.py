@@ -19,7 +19,7 @@ from fedseed.config import Config, to_dict
 from fedseed.replay import catch_up
 from fedseed.roundlog import RoundLog
 from fedseed.simulations.backends import make_backend
-from fedseed.simulations.backends.base import apply_update, peak_rss_mib
+from fedseed.simulations.backends.base import Backend, apply_update, peak_rss_mib
 from fedseed.simulations.federation import Federation, build_federation
 from fedseed.simulations.participation import participation
 from fedseed.simulations.progress import Progress
@@ -40,14 +40,12 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                               "or choose another --out")
     t_setup = time.time()
-    fed = build_federation(cfg)  # fails on a bad model or dataset before anything is written
-    if resume and exists:
-        log, rows = reopen(out, cfg, fed)
-    else:
-        log, rows = start(out, cfg, fed, t_setup)
-    bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
+    fed = build_federation(cfg)  # a bad model, dataset or backend fails before anything is written
     backend = make_backend(cfg, fed)
+    bar = log = None
     try:
+        bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
+        log, rows = reopen(out, cfg, fed) if resume and exists else start(out, cfg, fed, t_setup)
         for update in log.updates(1, rows[-1]["round"]):  # resumed: workers start from the base weights
             backend.push(update)
             backend.sync()  # one update at a time: a dense round is a whole model
@@ -68,9 +66,11 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
         workers_rss = backend.workers_peak_rss_mib()
         workers_checksums = backend.workers_checksums()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         backend.close()
-        log.close()
+        if log is not None:
+            log.close()
     summary = summarize(cfg, rows, workers_rss, workers_checksums)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     from fedseed.plots import plot_curves
@@ -79,7 +79,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
     return summary
 
 
-def driver_round(fed: Federation, backend, r: int) -> tuple[dict, GlobalUpdate, list[ClientResult]]:  # noqa: ANN001
+def driver_round(fed: Federation, backend: Backend, r: int) -> tuple[dict, GlobalUpdate, list[ClientResult]]:
     """One round on the driver: plan, participation, clients on the backend, aggregate, apply, push."""
     t0 = time.time()
     strategy, cfg = fed.strategy, fed.cfg

@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import resource
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from fedseed.config import Config
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
+
+if TYPE_CHECKING:
+    from fedseed.simulations.federation import Federation
 
 
 def peak_rss_mib() -> float:
@@ -30,7 +34,7 @@ def worker_threads(cfg: Config) -> int:
     return max(1, (os.cpu_count() or 1) // cfg.simulation.workers)
 
 
-def apply_update(fed, update: GlobalUpdate) -> None:  # noqa: ANN001 (a Federation; imported lazily by workers)
+def apply_update(fed: Federation, update: GlobalUpdate) -> None:
     """Fold one global update into a federation's state; an empty round (no client reported) changes nothing."""
     if update.dense is None and len(update.seeds) == 0:
         fed.state.restore()
@@ -38,7 +42,7 @@ def apply_update(fed, update: GlobalUpdate) -> None:  # noqa: ANN001 (a Federati
     fed.strategy.apply(fed.state, update)
 
 
-def local_results(fed, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:  # noqa: ANN001
+def local_results(fed: Federation, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
     """Each client's local work from the exact global state, leaving the state exact again."""
     results = []
     for client in sorted(clients):
