@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from fedseed import rng_spec
-from fedseed.codecs import check_codec
+from fedseed.codecs import check_codec, encode
 from fedseed.directions import coef_to_int
 from fedseed.objective import Batch, Objective
 from fedseed.state import FlatState
+from fedseed.zo import spsa_scalar
 
 HEADER_BYTES = 16  # round, client/flags and lengths: the fixed part of every message
 
@@ -122,6 +123,27 @@ class LocalContext:
     objective: Objective
     next_batch: Callable[[], Batch]
     num_samples: int
+
+
+def zo_local_steps(ctx: LocalContext, plan: RoundPlan, client: int, cfg: StrategyConfig,
+                   seed_of: Callable[[int], int], grad_clip: float = 0.0) -> ClientResult:
+    """The client's zeroth-order trajectory: one SPSA step per batch along z(seed_of(t)), each taken locally with
+    the round's lr; a step whose |g| exceeds grad_clip (when set) is undone and reported as skipped (g = 0)."""
+    scalars, losses, skipped = [], [], 0
+    for t in range(plan.local_steps(client, cfg.local_steps)):
+        batch = ctx.next_batch()
+        seed = seed_of(t)
+        res = spsa_scalar(ctx.state, seed, cfg.eps, cfg.direction,
+                          lambda b=batch: ctx.objective.loss(ctx.state.model, b), lr=plan.lr)
+        if not res.skipped and grad_clip and abs(res.g) > grad_clip:
+            ctx.state.engine.perturb(ctx.state.w, 0, seed, plan.lr * res.g, cfg.direction)
+            res.skipped, res.g = True, 0.0
+        skipped += res.skipped
+        scalars.append(res.g)
+        if not res.skipped:
+            losses.append(res.loss)
+    return ClientResult(plan.round, client, encode(np.asarray(scalars), cfg.codec), ctx.num_samples,
+                        float(np.mean(losses)) if losses else float("nan"), skipped)
 
 
 def scheduled_lr(lr: float, schedule: str, round_idx: int, total_rounds: int) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedseed.codecs import decode, encode
+from fedseed.codecs import decode
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.seeds import seed_pool, uniform_index
 from fedseed.strategies.base import (
@@ -25,8 +25,8 @@ from fedseed.strategies.base import (
     StrategyConfig,
     as_fp32,
     client_weights,
+    zo_local_steps,
 )
-from fedseed.zo import spsa_scalar
 
 
 @dataclass
@@ -53,21 +53,8 @@ class FedKSeed(Strategy):
         return uniform_index(self.cfg.num_seeds, self.run_seed, plan.round, client, step)
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
-        scalars, losses, skipped = [], [], 0
-        for t in range(plan.local_steps(client, self.cfg.local_steps)):
-            batch = ctx.next_batch()
-            seed = int(self.pool[self.step_index(plan, client, t)])
-            res = spsa_scalar(ctx.state, seed, self.cfg.eps, self.cfg.direction,
-                              lambda b=batch: ctx.objective.loss(ctx.state.model, b), lr=plan.lr)
-            if not res.skipped and self.cfg.grad_clip and abs(res.g) > self.cfg.grad_clip:
-                ctx.state.engine.perturb(ctx.state.w, 0, seed, plan.lr * res.g, self.cfg.direction)
-                res.skipped, res.g = True, 0.0
-            skipped += res.skipped
-            scalars.append(res.g)
-            if not res.skipped:
-                losses.append(res.loss)
-        return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
-                            float(np.mean(losses)) if losses else float("nan"), skipped)
+        return zo_local_steps(ctx, plan, client, self.cfg, lambda t: int(self.pool[self.step_index(plan, client, t)]),
+                              self.cfg.grad_clip)
 
     def scalars(self, plan: RoundPlan, result: ClientResult) -> np.ndarray:
         """The client's decoded step scalars; ValueError on a ragged, non-finite or wrong-length payload."""

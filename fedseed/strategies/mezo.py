@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedseed.codecs import decode, encode
+from fedseed.codecs import decode
 from fedseed.seeds import derive_seed
 from fedseed.strategies.base import (
     ClientResult,
@@ -19,8 +19,8 @@ from fedseed.strategies.base import (
     Strategy,
     StrategyConfig,
     as_fp32,
+    zo_local_steps,
 )
-from fedseed.zo import spsa_scalar
 
 
 class MeZO(Strategy):
@@ -36,17 +36,7 @@ class MeZO(Strategy):
         return derive_seed(self.run_seed, 0x3E20, round_idx, step)
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
-        scalars, losses, skipped = [], [], 0
-        for t in range(plan.local_steps(client, self.cfg.local_steps)):
-            batch = ctx.next_batch()
-            res = spsa_scalar(ctx.state, self.step_seed(plan.round, t), self.cfg.eps, self.cfg.direction,
-                              lambda b=batch: ctx.objective.loss(ctx.state.model, b), lr=plan.lr)
-            skipped += res.skipped
-            scalars.append(res.g)
-            if not res.skipped:
-                losses.append(res.loss)
-        return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
-                            float(np.mean(losses)) if losses else float("nan"), skipped)
+        return zo_local_steps(ctx, plan, client, self.cfg, lambda t: self.step_seed(plan.round, t))
 
     def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
         if len(results) != 1:

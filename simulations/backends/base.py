@@ -99,3 +99,43 @@ class Backend(ABC):
     def workers_checksums(self) -> list[str]:
         """Each worker's state checksum after every pushed update (empty for inline)."""
         return []
+
+
+class WorkerPool(Backend):
+    """A backend of workers that each hold a model: updates queue up and travel with the workers' next call,
+    clients are dealt round-robin in client order, and results come back sorted by client."""
+
+    def __init__(self) -> None:
+        self.pending: list[GlobalUpdate] = []
+
+    @abstractmethod
+    def size(self) -> int:
+        """Number of workers."""
+
+    @abstractmethod
+    def call_work(self, updates: list[GlobalUpdate], plan: RoundPlan,
+                  shares: list[list[int]]) -> list[list[ClientResult]]:
+        """ClientWorker.work on every worker at once, worker i getting shares[i]."""
+
+    @abstractmethod
+    def call_all(self, method: str) -> list:
+        """A no-argument ClientWorker method on every worker."""
+
+    def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
+        ordered, n = sorted(clients), self.size()
+        pending, self.pending = self.pending, []
+        replies = self.call_work(pending, plan, [ordered[i::n] for i in range(n)])
+        return sorted((r for rs in replies for r in rs), key=lambda r: r.client)
+
+    def push(self, update: GlobalUpdate) -> None:
+        self.pending.append(update)
+
+    def sync(self) -> None:
+        self.run(RoundPlan(0, [], 0.0), [])
+
+    def workers_checksums(self) -> list[str]:
+        self.sync()
+        return self.call_all("checksum")
+
+    def workers_peak_rss_mib(self) -> list[float]:
+        return self.call_all("peak_rss_mib")

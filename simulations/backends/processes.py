@@ -11,7 +11,7 @@ import traceback
 from multiprocessing.connection import Connection
 
 from fedseed.config import Config
-from fedseed.simulations.backends.base import Backend, ClientWorker
+from fedseed.simulations.backends.base import ClientWorker, WorkerPool
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
 
 
@@ -35,12 +35,12 @@ def _serve(cfg: Config, conn: Connection) -> None:
             conn.send(("error", traceback.format_exc()))
 
 
-class ProcessBackend(Backend):
+class ProcessBackend(WorkerPool):
     def __init__(self, cfg: Config) -> None:
+        super().__init__()
         ctx = mp.get_context("spawn")
         self.conns: list[Connection] = []
         self.procs = []
-        self.pending: list[GlobalUpdate] = []
         for i in range(cfg.simulation.workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(cfg, child), name=f"fedseed-worker-{i}", daemon=True)
@@ -65,30 +65,20 @@ class ProcessBackend(Backend):
             raise RuntimeError(f"simulation worker {i} failed:\n{value}")
         return value
 
-    def _call_all(self, op: str, args_for: list[tuple]) -> list[object]:
+    def _call(self, op: str, args_for: list[tuple]) -> list:
         for conn, args in zip(self.conns, args_for):
             conn.send((op, args))
         return [self._reply(i) for i in range(len(self.conns))]
 
-    def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
-        n = len(self.conns)
-        ordered = sorted(clients)
-        pending, self.pending = self.pending, []
-        replies = self._call_all("work", [(pending, plan, ordered[i::n]) for i in range(n)])
-        return sorted((r for rs in replies for r in rs), key=lambda r: r.client)  # type: ignore[union-attr]
+    def size(self) -> int:
+        return len(self.conns)
 
-    def push(self, update: GlobalUpdate) -> None:
-        self.pending.append(update)
+    def call_work(self, updates: list[GlobalUpdate], plan: RoundPlan,
+                  shares: list[list[int]]) -> list[list[ClientResult]]:
+        return self._call("work", [(updates, plan, share) for share in shares])
 
-    def sync(self) -> None:
-        self.run(RoundPlan(0, [], 0.0), [])
-
-    def workers_checksums(self) -> list[str]:
-        self.sync()
-        return self._call_all("checksum", [()] * len(self.conns))  # type: ignore[return-value]
-
-    def workers_peak_rss_mib(self) -> list[float]:
-        return self._call_all("peak_rss_mib", [()] * len(self.conns))  # type: ignore[return-value]
+    def call_all(self, method: str) -> list:
+        return self._call(method, [()] * len(self.conns))
 
     def close(self) -> None:
         for conn, proc in zip(self.conns, self.procs):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 
 from fedseed.config import Config
-from fedseed.simulations.backends.base import Backend, ClientWorker
+from fedseed.simulations.backends.base import ClientWorker, WorkerPool
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
 
 
-class RayBackend(Backend):
+class RayBackend(WorkerPool):
     def __init__(self, cfg: Config) -> None:
+        super().__init__()
         try:
             import ray
         except ImportError:
@@ -28,32 +29,22 @@ class RayBackend(Backend):
             ray.init(address=address, include_dashboard=False, logging_level="warning", **local)
         actor = ray.remote(num_cpus=1)(ClientWorker)
         self.actors = [actor.remote(cfg) for _ in range(cfg.simulation.workers)]
-        self.pending: list[GlobalUpdate] = []
         try:
-            ray.get([a.checksum.remote() for a in self.actors])  # surfaces a failed model build here
+            self.call_all("checksum")  # surfaces a failed model build here
         except BaseException:
             self.close()
             raise
 
-    def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
-        n = len(self.actors)
-        ordered = sorted(clients)
-        pending, self.pending = self.ray.put(self.pending), []  # one copy in the object store for every actor
-        replies = self.ray.get([a.work.remote(pending, plan, ordered[i::n]) for i, a in enumerate(self.actors)])
-        return sorted((r for rs in replies for r in rs), key=lambda r: r.client)
+    def size(self) -> int:
+        return len(self.actors)
 
-    def push(self, update: GlobalUpdate) -> None:
-        self.pending.append(update)
+    def call_work(self, updates: list[GlobalUpdate], plan: RoundPlan,
+                  shares: list[list[int]]) -> list[list[ClientResult]]:
+        ref = self.ray.put(updates)  # one copy in the object store for every actor
+        return self.ray.get([a.work.remote(ref, plan, share) for a, share in zip(self.actors, shares)])
 
-    def sync(self) -> None:
-        self.run(RoundPlan(0, [], 0.0), [])
-
-    def workers_checksums(self) -> list[str]:
-        self.sync()
-        return self.ray.get([a.checksum.remote() for a in self.actors])
-
-    def workers_peak_rss_mib(self) -> list[float]:
-        return self.ray.get([a.peak_rss_mib.remote() for a in self.actors])
+    def call_all(self, method: str) -> list:
+        return self.ray.get([getattr(a, method).remote() for a in self.actors])
 
     def close(self) -> None:
         for a in getattr(self, "actors", []):
