@@ -46,6 +46,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
     try:
         bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
         log, rows = reopen(out, cfg, fed) if resume and exists else start(out, cfg, fed, t_setup)
+        bar.resume_from(rows)
         for update in log.updates(1, rows[-1]["round"]):  # resumed: workers start from the base weights
             backend.push(update)
             backend.sync()  # one update at a time: a dense round is a whole model

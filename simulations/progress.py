@@ -40,7 +40,7 @@ class Progress:
     def __init__(self, total_rounds: int, enabled: bool, tensorboard_dir: pathlib.Path | None = None) -> None:
         self.total_rounds = total_rounds
         self.enabled = enabled
-        self.total_bytes = 0
+        self.total_bytes = 0  # a resumed run adds its logged rounds with `resume_from`
         self.round_times: list[float] = []
         self.writer = None
         if tensorboard_dir is not None:
@@ -49,6 +49,9 @@ class Progress:
             except ImportError:
                 raise RuntimeError("simulation.tensorboard = true needs TensorBoard: pip install tensorboard") from None
             self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def resume_from(self, rows: list[dict]) -> None:
+        self.total_bytes = sum(r["bytes_up"] + r["bytes_down"] for r in rows)
 
     def round_done(self, m: dict) -> None:
         self.total_bytes += m["bytes_up"] + m["bytes_down"]
