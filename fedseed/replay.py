@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -15,12 +16,14 @@ from fedseed.state import FlatState
 from fedseed.strategies.base import GlobalUpdate
 
 
-def catch_up(state: FlatState, updates: list[GlobalUpdate]) -> None:
-    """Apply many rounds at once: seed updates merged per (seed, range), dense ones summed; bit-identical to
-    applying them one by one because the state is exact fixed point."""
-    seeded = [u for u in updates if u.dense is None]
+def catch_up(state: FlatState, updates: Iterable[GlobalUpdate]) -> None:
+    """Apply many rounds at once: seed updates merged per (seed, range), dense ones summed as they stream by (each
+    is a whole model); bit-identical to applying them one by one because the state is exact fixed point."""
+    seeded = []
     for u in updates:
-        if u.dense is not None:
+        if u.dense is None:
+            seeded.append(u)
+        else:
             state.add_dense(torch.from_numpy(u.dense))
     if seeded:
         kind, merged = merged_seed_coefs(seeded)
@@ -47,7 +50,7 @@ def materialize_round(log: RoundLog, round_idx: int, backend: str = "compiled",
     if not 0 <= round_idx <= last:
         raise ValueError(f"round {round_idx} is outside the log's rounds 0..{last}")
     lm, state = open_state(log, backend, device)
-    catch_up(state, list(log.updates(1, round_idx)))
+    catch_up(state, log.updates(1, round_idx))
     if round_idx and log.checksum(round_idx) and state.checksum() != log.checksum(round_idx):
         raise ValueError(f"weights rebuilt for round {round_idx} do not match the logged checksum")
     return lm, state

@@ -47,9 +47,10 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
         bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
         log, rows = reopen(out, cfg, fed) if resume and exists else start(out, cfg, fed, t_setup)
         bar.resume_from(rows)
-        for update in log.updates(1, rows[-1]["round"]):  # resumed: workers start from the base weights
-            backend.push(update)
-            backend.sync()  # one update at a time: a dense round is a whole model
+        if backend.follows_updates:  # resumed: workers start from the base weights
+            for update in log.updates(1, rows[-1]["round"]):
+                backend.push(update)
+                backend.sync()  # one update at a time: a dense round is a whole model
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as mf:
             for r in range(rows[-1]["round"] + 1, cfg.run.rounds + 1):
                 metrics, update, results = driver_round(fed, backend, r)
@@ -155,7 +156,7 @@ def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, l
         if log.meta("fingerprint") != fed.state.layout.fingerprint():
             raise ValueError(f"{out} was run on another model (layout fingerprint differs)")
         last = log.last_round()
-        catch_up(fed.state, list(log.updates(1, last)))
+        catch_up(fed.state, log.updates(1, last))
         if last and fed.state.checksum() != log.checksum(last):
             raise ValueError(f"weights rebuilt from {out}/log.sqlite do not match its round-{last} checksum")
         for r in range(1, last + 1):  # FedKSeed-Pro's importance statistics, in the order they were built

@@ -79,6 +79,8 @@ class ClientWorker:
 class Backend(ABC):
     """Runs a round's clients. The driver applies each global update itself, then hands it over with `push`."""
 
+    follows_updates = False  # True: workers hold their own state and need every update pushed
+
     @abstractmethod
     def run(self, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
         """Local work of `clients` for `plan`, sorted by client, from the state after every pushed update."""
@@ -104,6 +106,8 @@ class Backend(ABC):
 class WorkerPool(Backend):
     """A backend of workers that each hold a model: updates queue up and travel with the workers' next call,
     clients are dealt round-robin in client order, and results come back sorted by client."""
+
+    follows_updates = True
 
     def __init__(self) -> None:
         self.pending: list[GlobalUpdate] = []
