@@ -19,7 +19,7 @@ from fedseed.config import Config, to_dict
 from fedseed.replay import catch_up
 from fedseed.roundlog import RoundLog
 from fedseed.simulations.backends import make_backend
-from fedseed.simulations.backends.base import Backend, apply_update, peak_rss_mib
+from fedseed.simulations.backends.base import Backend, apply_update, peak_rss_mib, reset_peak_rss
 from fedseed.simulations.federation import Federation, build_federation
 from fedseed.simulations.participation import participation
 from fedseed.simulations.progress import Progress
@@ -40,6 +40,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
                               "or choose another --out")
     t_setup = time.time()
+    reset_peak_rss()
     fed = build_federation(cfg)  # a bad model, dataset or backend fails before anything is written
     backend = make_backend(cfg, fed)
     bar = log = None

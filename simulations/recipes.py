@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import pathlib
+import subprocess
 import sys
 
 from fedseed.config import load_config
@@ -40,13 +41,13 @@ def describe(path: pathlib.Path) -> str:
 
 def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | None = None,
                 progress: bool = True) -> list[pathlib.Path]:
-    """Run every selected recipe that has not finished; returns the run folders of all selected recipes."""
-    from fedseed.simulations.engine import simulate
-
+    """Run every selected recipe that has not finished, each in its own `fedseed simulate --resume` process (so
+    its peak memory and wall time are its own); returns the run folders of all selected recipes."""
     paths = recipe_paths(folder, only)
-    configs = [load_config(str(p)) for p in paths]  # every recipe is checked before the first one runs
+    for path in paths:  # every recipe is checked before the first one runs
+        load_config(str(path))
     outs = []
-    for path, cfg in zip(paths, configs):
+    for path in paths:
         out = out_root / path.stem
         outs.append(out)
         if (out / "summary.json").is_file():
@@ -54,5 +55,9 @@ def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | 
             continue
         state = "resuming" if (out / "log.sqlite").is_file() else "starting"
         print(f"[experiments] {path.stem}: {state} -> {out}", file=sys.stderr, flush=True)
-        simulate(cfg, str(out), progress=progress, resume=True)
+        cmd = [sys.executable, "-m", "fedseed.cli", "simulate", str(path), "--out", str(out), "--resume"]
+        done = subprocess.run(cmd + ([] if progress else ["--quiet"]), stdout=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"recipe {path.stem} stopped with exit status {done.returncode} (its run resumes "
+                               "from its log when the command is run again)")
     return outs

@@ -126,3 +126,15 @@ def test_tensorboard_scalars_and_progress_line(tmp_path, capsys):
     assert [e.step for e in events.Scalars("eval_accuracy")] == [2]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert events.Scalars("total_bytes")[-1].value == sum(r["bytes_up"] + r["bytes_down"] for r in rows)
+
+
+def test_peak_memory_is_the_runs_own(tmp_path):
+    import numpy as np
+
+    from fedseed.simulations.backends.base import peak_rss_mib
+
+    big = np.ones(600 * 2**20 // 8)  # 600 MiB touched, then freed: an earlier run's peak
+    del big
+    before = peak_rss_mib()
+    summary = simulate(load_config(SMOKE, ["run.rounds=1", "model.backend=eager"]), str(tmp_path), progress=False)
+    assert summary["peak_rss_mib"] < before - 300
