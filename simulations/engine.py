@@ -19,7 +19,7 @@ from fedseed.config import Config, to_dict
 from fedseed.replay import catch_up
 from fedseed.roundlog import RoundLog
 from fedseed.simulations.backends import make_backend
-from fedseed.simulations.backends.base import Backend, apply_update, peak_rss_mib, reset_peak_rss
+from fedseed.simulations.backends.base import Backend, peak_rss_mib, reset_peak_rss
 from fedseed.simulations.federation import Federation, build_federation
 from fedseed.simulations.participation import participation
 from fedseed.simulations.progress import Progress
@@ -93,7 +93,7 @@ def driver_round(fed: Federation, backend: Backend, r: int) -> tuple[dict, Globa
     fed.state.restore()
     update = strategy.aggregate(plan, results) if results else GlobalUpdate(r, cfg.strategy.direction)
     strategy.observe(plan, results)
-    apply_update(fed, update)
+    strategy.apply(fed.state, update)  # an empty round (no one reported) only re-materialises the weights
     backend.push(update)
     losses = [x.train_loss for x in results if np.isfinite(x.train_loss)]
     down_per_client = plan.broadcast_bytes + down_bytes(strategy, update, results)

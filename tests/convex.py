@@ -7,7 +7,7 @@ import torch
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
-from fedseed.simulations.backends.base import apply_update, local_results
+from fedseed.simulations.backends.base import local_results
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, StrategyConfig
@@ -50,7 +50,7 @@ class Problem:
         results = local_results(self, plan, plan.clients)
         update = strategy.aggregate(plan, results)
         strategy.observe(plan, results)
-        apply_update(self, update)
+        strategy.apply(self.state, update)
         return {"round": r, "clients": len(results), "bytes_up": sum(x.wire_bytes for x in results)}, update, results
 
     def error(self) -> float:

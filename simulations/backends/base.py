@@ -50,14 +50,6 @@ def worker_threads(cfg: Config) -> int:
     return max(1, (os.cpu_count() or 1) // cfg.simulation.workers)
 
 
-def apply_update(fed: Federation, update: GlobalUpdate) -> None:
-    """Fold one global update into a federation's state; an empty round (no client reported) changes nothing."""
-    if update.dense is None and len(update.seeds) == 0:
-        fed.state.restore()
-        return
-    fed.strategy.apply(fed.state, update)
-
-
 def local_results(fed: Federation, plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
     """Each client's local work from the exact global state, leaving the state exact again."""
     results = []
@@ -82,7 +74,7 @@ class ClientWorker:
 
     def work(self, updates: list[GlobalUpdate], plan: RoundPlan, clients: list[int]) -> list[ClientResult]:
         for update in updates:
-            apply_update(self.fed, update)
+            self.fed.strategy.apply(self.fed.state, update)  # an empty round only re-materialises
         return local_results(self.fed, plan, clients)
 
     def checksum(self) -> str:
