@@ -46,7 +46,9 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
     bar = log = None
     try:
         bar = Progress(cfg.run.rounds, progress, out / "tensorboard" if cfg.simulation.tensorboard else None)
-        log, rows = reopen(out, cfg, fed) if resume and exists else start(out, cfg, fed, t_setup)
+        # a run stopped before its zero-shot row was written has trained nothing: resuming it starts it afresh
+        begun = exists and (out / "metrics.jsonl").exists()
+        log, rows = reopen(out, cfg, fed) if resume and begun else start(out, cfg, fed, t_setup)
         bar.resume_from(rows)
         if backend.follows_updates:  # resumed: workers start from the base weights
             for update in log.updates(1, rows[-1]["round"]):

@@ -7,7 +7,7 @@ import pytest
 
 from fedseed.cli import main
 from fedseed.config import load_config
-from fedseed.simulations import engine
+from fedseed.simulations import engine, federation
 from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
@@ -69,6 +69,24 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert resumed["workers_checksums"] == [whole["final_checksum"]] * 2
     rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
+
+
+def test_resume_of_a_run_stopped_during_its_zero_shot_eval_starts_it_afresh(tmp_path, monkeypatch):
+    overrides = ["run.rounds=2", "model.backend=eager", "model.threads=1"]
+    whole = simulate(load_config(SMOKE, overrides), str(tmp_path / "whole"), progress=False)
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(federation.Federation, "evaluate", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "cut" / "log.sqlite").exists() and not (tmp_path / "cut" / "metrics.jsonl").exists()
+    resumed = simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False, resume=True)
+    assert resumed["final_checksum"] == whole["final_checksum"]
+    rows = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [0, 1, 2]
 
 
 def test_resume_refuses_another_config(tmp_path, capsys):
