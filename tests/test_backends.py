@@ -45,6 +45,19 @@ def test_backend_gives_the_inline_checksum(backend, inline_run, tmp_path):
     assert len(summary["workers_peak_rss_mib"]) == 2
 
 
+def test_ray_cluster_without_a_cpu_per_actor_is_refused_before_anything_is_written(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="warning")  # the "cluster"
+    try:
+        cfg = load_config(SMOKE, ["simulation.backend=ray", "simulation.workers=2"])
+        with pytest.raises(RuntimeError, match="has 1 CPUs and simulation.workers = 2"):
+            simulate(cfg, str(tmp_path / "run"), progress=False)
+        assert ray.is_initialized()  # a cluster fedseed joined is left running
+    finally:
+        ray.shutdown()
+    assert not (tmp_path / "run").exists()
+
+
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     """FedKSeed-Pro, so its importance statistics must be replayed too."""
     overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager", "model.threads=1"]
@@ -96,6 +109,8 @@ def test_resume_refuses_another_config(tmp_path, capsys):
     assert main(["simulate", SMOKE, "--out", out, "--quiet", "--resume", "--set", "run.rounds=1",
                  "--set", "strategy.lr=0.5"]) == 2
     assert "another configuration (differs in strategy.lr)" in capsys.readouterr().err
+    assert main(["simulate", SMOKE, "--out", out, "--quiet", "--resume", "--overwrite", "--set", "run.rounds=1"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
 
 

@@ -1,8 +1,9 @@
 """The Ray backend: one Ray actor per worker, each with its own model, on a local instance or an existing cluster.
 
-`simulation.ray_address` empty starts a local instance for the run; "auto" joins the cluster `ray start` made on
-this machine; "ray://HOST:10001" connects a remote cluster's client server. Every node needs fedseed (and the
-model and data packages) installed in the same Python version. Each actor reserves one logical CPU.
+`simulation.ray_address` empty starts a private local instance for the run (even where a cluster runs); "auto"
+joins the cluster `ray start` made on this machine; "ray://HOST:10001" connects a remote cluster's client server.
+Every node needs fedseed (and the model and data packages) installed in the same Python version. Each actor
+reserves one logical CPU, so the cluster must have `simulation.workers` of them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ class RayBackend(WorkerPool):
         self.ray = ray
         self.owns_instance = not ray.is_initialized()
         if self.owns_instance:
-            address = cfg.simulation.ray_address or None
-            local = {} if address else {"num_cpus": max(cfg.simulation.workers, os.cpu_count() or 1)}
+            # "local" rather than None: never join a cluster found through RAY_ADDRESS or `ray start` unasked
+            address = cfg.simulation.ray_address or "local"
+            local = {"num_cpus": max(cfg.simulation.workers, os.cpu_count() or 1)} if address == "local" else {}
             ray.init(address=address, include_dashboard=False, logging_level="warning", **local)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < cfg.simulation.workers:  # an actor that finds no CPU waits for one forever
+            if self.owns_instance:
+                ray.shutdown()
+            raise RuntimeError(f"the Ray cluster has {cpus} CPUs and simulation.workers = {cfg.simulation.workers} "
+                               "actors need one each: lower simulation.workers or add nodes")
         actor = ray.remote(num_cpus=1)(ClientWorker)
         self.actors = [actor.remote(cfg) for _ in range(cfg.simulation.workers)]
         try:
