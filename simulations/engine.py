@@ -183,7 +183,7 @@ def summarize(cfg: Config, rows: list[dict], workers_rss: list[float], workers_c
         "strategy": cfg.strategy.name, "model": cfg.model.name, "data": cfg.data.source, "rounds": cfg.run.rounds,
         "seed": cfg.run.seed, "num_clients": cfg.federation.num_clients,
         # as sampled, not as configured: sample_fraction overrides it and one-byte SPSA takes every participant
-        "clients_per_round": max((r.get("sampled", r["clients"]) for r in trained), default=0),
+        "clients_per_round": max((r["sampled"] for r in trained), default=0),
         "backend": cfg.simulation.backend,
         "zero_shot": {k: rows[0][k] for k in METRICS if k in rows[0]},
         "final": {k: final_eval[k] for k in METRICS if k in final_eval},
