@@ -2,16 +2,21 @@
 state equals the one-process simulation's; a coordinator killed with -9 resumes from SQLite; a killed client
 is dropped at the deadline and later catches up; every networked strategy runs."""
 
+import json
 import os
+import pathlib
+import shutil
 import signal
+import subprocess
+import sys
 
 import pytest
 from federation import LiveFederation
 
-from fedseed.cli import main
+from fedseed.client.config import load_client_config
 from fedseed.config import dump_toml, load_config, load_document
 from fedseed.simulations.engine import simulate
-from fedseed.simulations.loopback import run_loopback
+from fedseed.simulations.loopback import run_loopback, write_configs
 
 CONFIG = "simulations/loopback.toml"
 
@@ -29,15 +34,29 @@ def base_strategy_config(tmp_path) -> str:
     return str(path)
 
 
-def test_loopback_run_equals_one_process_simulation(tmp_path, capsys):
-    overrides = ["run.rounds=3"]
-    summary = run_loopback(CONFIG, overrides, str(tmp_path / "net"), quiet=True)
-    assert summary["clients_agree"] and summary["rounds"] == 3
-    assert summary["final_checksum"] == simulated_checksum(tmp_path, overrides)
-    assert main(["inspect", str(tmp_path / "net" / "server")]) == 0
-    table = capsys.readouterr().out
-    assert summary["final_checksum"] in table and "B/client" in table
+def test_readme_loopback_command_from_a_fresh_tree_equals_one_process_simulation(tmp_path):
+    """The README's commands exactly as written, from a folder holding the repository's relative paths."""
+    (tmp_path / "simulations").mkdir()
+    shutil.copy(CONFIG, tmp_path / CONFIG)
+    cli = [sys.executable, "-m", "fedseed.cli"]
+    run = subprocess.run([*cli, "simulate", CONFIG, "--loopback"], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["clients_agree"] and summary["rounds"] == 4
+    assert summary["final_checksum"] == simulated_checksum(tmp_path, [])
     assert 0 < summary["bytes_per_client_round"] < 1000  # 4 fp32 scalars a step: seeds never travel
+    table = subprocess.run([*cli, "inspect", "runs/loopback/server"], cwd=tmp_path, capture_output=True, text=True)
+    assert table.returncode == 0 and summary["final_checksum"] in table.stdout and "B/client" in table.stdout
+
+
+def test_loopback_clients_keep_the_configs_client_table(tmp_path):
+    doc = load_document(CONFIG)
+    doc["client"] = {"wait_ms": 5000, "heartbeat_s": 3.0}
+    (tmp_path / "run.toml").write_text(dump_toml(doc))
+    _, _, client_tomls = write_configs(str(tmp_path / "run.toml"), [], tmp_path / "net")
+    sec = load_client_config(str(client_tomls[2]))
+    assert (sec.id, sec.wait_ms, sec.heartbeat_s) == ("c2", 5000, 3.0)
+    assert pathlib.Path(sec.key).resolve() == (tmp_path / "net" / "keys" / "c2.ed25519").resolve()
 
 
 def test_log_only_coordinator_learns_checksums_from_clients(tmp_path):
@@ -88,8 +107,6 @@ def test_killed_client_is_dropped_at_deadline_then_catches_up(tmp_path):
         rows = {r[0]: r[1] for r in fed.query("SELECT round, metrics FROM rounds")}
     finally:
         fed.stop()
-    import json
-
     m2 = json.loads(rows[2])
     assert m2["dropped"] == [3] and m2["clients"] == 3 and m2["round_s"] >= 12  # closed at the deadline
     back = fed.client_summary(3)
