@@ -27,6 +27,9 @@ CREATE TABLE IF NOT EXISTS client_updates (
 CREATE TABLE IF NOT EXISTS pending (
     round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL, payload BLOB NOT NULL,
     train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
+CREATE TABLE IF NOT EXISTS dropped (
+    round INTEGER NOT NULL, client INTEGER NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (round, client));
 """
 
 
@@ -57,6 +60,12 @@ class RoundLog:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> RoundLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def set_meta(self, **items: object) -> None:
         with self.db:
@@ -99,6 +108,16 @@ class RoundLog:
             self.db.execute("INSERT INTO pending VALUES (?,?,?,?,?,?)", (
                 result.round, result.client, result.num_samples, result.payload, result.train_loss,
                 result.skipped_steps))
+
+    def drop_pending(self, round_idx: int, client: int, reason: str) -> None:
+        """An accepted result that could not join its round after all: gone from pending, kept with the reason."""
+        with self.db:
+            self.db.execute("DELETE FROM pending WHERE round = ? AND client = ?", (round_idx, client))
+            self.db.execute("INSERT OR REPLACE INTO dropped VALUES (?,?,?,?)", (round_idx, client, reason, time.time()))
+
+    def dropped(self, round_idx: int) -> dict[int, str]:
+        rows = self.db.execute("SELECT client, reason FROM dropped WHERE round = ?", (round_idx,)).fetchall()
+        return {int(c): str(reason) for c, reason in rows}
 
     def pending(self, round_idx: int) -> list[ClientResult]:
         rows = self.db.execute("SELECT round, client, payload, num_samples, train_loss, skipped FROM pending "

@@ -18,6 +18,12 @@ from fedseed.directions import DELTA_SHIFT, DirectionEngine, coef_to_int
 from fedseed.layout import Layout
 
 Z_INT_MAX = {"rademacher": 1, "gaussian": int(np.abs(rng_spec.gauss_table()).max())}
+DELTA_BOUND_LIMIT = 2**62  # below int64's range with room for one more update's rounding
+
+
+def seed_growth(coef_ints: np.ndarray, kind: str) -> int:
+    """How much a seed update can add to max |delta|: sum |c_k| * max |z_int|."""
+    return int(np.abs(coef_ints).sum()) * Z_INT_MAX[kind]
 
 
 class FlatState:
@@ -57,7 +63,7 @@ class FlatState:
     def apply_seeds(self, seeds: np.ndarray, coef_ints: np.ndarray, kind: str,
                     starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None:
         """delta += sum_k coef_k z(seed_k) (on [start_k, stop_k) when given), then re-materialise w."""
-        self._grow_bound(int(np.abs(coef_ints).sum()) * Z_INT_MAX[kind])
+        self._grow_bound(seed_growth(coef_ints, kind))
         ranges: dict[tuple[int, int], tuple[list[int], list[int]]] = {}  # one pass per range for all its seeds
         for k, (seed, c) in enumerate(zip(seeds.tolist(), coef_ints.tolist())):
             lo = 0 if starts is None else int(starts[k])
@@ -81,7 +87,7 @@ class FlatState:
 
     def _grow_bound(self, amount: int) -> None:
         """Refuse an update that could overflow int64 delta (a conservative running bound)."""
-        if self.delta_bound + amount >= 2**62:
+        if self.delta_bound + amount >= DELTA_BOUND_LIMIT:
             raise ValueError("update would overflow the fixed-point state: coefficients are far too large")
         self.delta_bound += amount
 

@@ -29,10 +29,13 @@ class Traffic:
 
 
 def round_metrics(o: OpenRound, results: list[ClientResult], t: Traffic, evaluated: dict, checksum: str,
-                  close_s: float) -> dict:
+                  close_s: float, why_dropped: dict[str, str]) -> dict:
+    """The round's record: planned (the final draw's size), drawn (every attempt's clients), reported, and each
+    drawn client that did not make it with the reason."""
     losses = [x.train_loss for x in results if np.isfinite(x.train_loss)]
     return {"round": o.plan.round, "clients": len(results), "planned": len(o.plan.clients),
-            "dropped": sorted(set(o.plan.clients) - {x.client for x in results}), "attempts": o.attempt + 1,
+            "drawn": sorted(set(o.plan.clients) | set(o.drawn_before)), "reported": [x.client for x in results],
+            "dropped": sorted(int(c) for c in why_dropped), "why_dropped": why_dropped, "attempts": o.attempt + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
             "bytes_up": t.up, "bytes_down": t.down, "messages": t.messages,
             "bytes_per_client": round((t.up + t.down) / max(1, len(results)), 1),
@@ -48,3 +51,11 @@ def run_summary(strategy: str, rows: list[dict], final_checksum: str, wall_s: fl
             "bytes_per_client_round": float(np.mean(steady)) if steady else 0.0,
             "final": {k: v for k, v in (trained[-1] if trained else {}).items() if k.startswith("eval_")},
             "wall_s": round(wall_s, 1)}
+
+
+def progress_line(m: dict, rounds: int) -> str:
+    """One line per closed round, as the simulation prints one."""
+    evals = " ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("eval_") and isinstance(v, float))
+    dropped = f", dropped {','.join(m['why_dropped'])}" if m["why_dropped"] else ""
+    return (f"fedseed server: round {m['round']}/{rounds}: {m['clients']} clients{dropped}, "
+            f"{m['bytes_per_client']:.0f} B/client, {m['round_s']:.1f} s {evals}").rstrip()

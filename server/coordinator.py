@@ -9,6 +9,7 @@ import asyncio
 import json
 import pathlib
 import secrets
+import sys
 import time
 
 import grpc
@@ -17,12 +18,13 @@ from fedseed import rng_spec, wire
 from fedseed.config import Config, to_dict
 from fedseed.roundlog import RoundLog
 from fedseed.seeds import sample_clients
-from fedseed.server.accounting import Traffic, round_metrics, run_summary
+from fedseed.server.accounting import Traffic, progress_line, round_metrics, run_summary
 from fedseed.server.config import ServerSection
 from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
+from fedseed.server.round_wire import RoundWire
 from fedseed.server.rounds import OpenRound, Refusal, check_result, now_ms
-from fedseed.strategies.base import ClientResult, GlobalUpdate, scheduled_lr
+from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, scheduled_lr
 from fedseed.v1 import coordinator_pb2 as pb
 
 MAX_INLINE_ROUNDS = 2  # a client further behind is sent to SyncLog (merged catch-up)
@@ -46,18 +48,20 @@ class Coordinator:
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.checksums: dict[int, str] = {0: self.host.base_checksum}
         self.rows: list[dict] = []
-        # round -> (its wire message, client -> position among the relayed results)
-        self._wire: dict[int, tuple[pb.GlobalUpdate, dict[int, int]]] = {}
-        self._resume()
+        self.wire = RoundWire(self.log, self.strategy)
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
         self.open: OpenRound | None = None
         self.attempt = 0
+        self.drawn_before: list[int] = []  # clients drawn in earlier attempts of the next round
+        self.refused: dict[int, str] = {}  # accepted results of the next round refused at close, and why
+        self.fault: BaseException | None = None  # closing failed past the point of no return: stop
         self.traffic: dict[int, Traffic] = {}
         self.changed = asyncio.Event()
         self.finished_at: float | None = None
         self.told_finished: set[str] = set()
         self.started = time.time()
+        self._resume()
         if self.last >= cfg.run.rounds:
             self._finish()
 
@@ -87,6 +91,11 @@ class Coordinator:
             self.checksums[r] = self.log.checksum(r)
         self.host.catch_up([self.log.update(r) for r in range(1, self.last + 1)], self.checksums.get(self.last, ""))
         self.pending = {res.client: res for res in self.log.pending(self.last + 1)}
+        self.refused = self.log.dropped(self.last + 1)
+        if self.last or self.pending:
+            print(f"fedseed server: resumed from {self.out / 'log.sqlite'}: {self.last} of {self.cfg.run.rounds} "
+                  f"rounds logged, {len(self.pending)} accepted results of round {self.last + 1}", file=sys.stderr)
+        self._reopen()
         try:
             row0 = self.log.meta("round0")
         except KeyError:
@@ -95,6 +104,21 @@ class Coordinator:
         self.rows = [row0, *self.log.metrics()]
         with open(self.out / "metrics.jsonl", "w", encoding="utf-8") as f:  # rebuilt from the log on resume
             f.writelines(json.dumps(row) + "\n" for row in self.rows)
+
+    def _reopen(self) -> None:
+        """Reopen the round that was open when the coordinator stopped, with the same draw and its accepted
+        results, and a fresh deadline (its clients need time to reconnect)."""
+        try:
+            was = self.log.meta("open_round")
+        except KeyError:
+            return
+        if not isinstance(was, dict) or was.get("round") != self.last + 1:
+            return
+        self.attempt, self.drawn_before = int(was["attempt"]), list(was["drawn_before"])
+        plan = self.strategy.configure_round(self.last + 1, list(was["clients"]))
+        self._open_plan(plan, persist=False)
+        print(f"fedseed server: reopened round {plan.round} (attempt {self.attempt + 1}) with "
+              f"{len(self.open.results)} of {len(plan.clients)} results accepted before the restart", file=sys.stderr)
 
     # ---- helpers -----------------------------------------------------------------------------------------
     def notify(self) -> None:
@@ -114,26 +138,7 @@ class Coordinator:
                             codec=self.cfg.strategy.codec, last_round=self.last, client_index=entry.index)
 
     def wire_round(self, r: int, omit: int | None) -> pb.GlobalUpdate:
-        """Round r as sent to a client, in the smaller of its two forms (a relay leaves out the client's own result
-        when it holds it); built once per round."""
-        entry = self._wire.get(r)
-        if entry is None or entry[0].checksum.hex() != self.checksums.get(r, ""):
-            msg = wire.coefficients(self.log.update(r), self.checksums.get(r, ""))
-            if self.strategy.relayable:  # relay the clients' scalars when that is smaller (small rounds)
-                relay = wire.relayed(r, self.lr(r), self.log.client_results(r), self.checksums.get(r, ""))
-                msg = relay if relay.ByteSize() <= msg.ByteSize() else msg
-            entry = msg, {res.client: i for i, res in enumerate(msg.results)}
-            # clients ask for the last round or two; older ones go through SyncLog
-            self._wire = {k: v for k, v in self._wire.items() if k > r - 4} | {r: entry}
-        cached, positions = entry
-        own = positions.get(omit) if omit is not None else None
-        if own is None:
-            return cached
-        msg = pb.GlobalUpdate()
-        msg.CopyFrom(cached)
-        del msg.results[own]
-        msg.own_result_omitted = True
-        return msg
+        return self.wire.round(r, self.checksums.get(r, ""), self.lr(r), omit)
 
     def _learn_checksum(self, entry: ClientEntry, round_idx: int, checksum: bytes, what: str) -> None:
         """Compare a client's checksum with the federation's; a coordinator without the model adopts the first."""
@@ -237,7 +242,7 @@ class Coordinator:
         if entry.index in o.results:
             raise Refusal(grpc.StatusCode.ALREADY_EXISTS, f"client {entry.id} already submitted round {r}")
         result = ClientResult(r, entry.index, req.payload, req.num_samples, float(req.train_loss), req.skipped_steps)
-        check_result(self.strategy, o.plan, result, MAX_SAMPLES)
+        check_result(self.strategy, o.plan, result, MAX_SAMPLES, self.host.aggregate_checked)
         if len(req.start_checksum) != wire.CHECKSUM_BYTES:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"start_checksum must be {wire.CHECKSUM_BYTES} bytes")
         self._learn_checksum(entry, r - 1, req.start_checksum, "start_checksum")
@@ -265,36 +270,50 @@ class Coordinator:
 
     # ---- round lifecycle (driven by tick) ------------------------------------------------------------------
     def tick(self) -> None:
+        if self.fault is not None:
+            raise RuntimeError(f"closing round {self.last + 1} failed: {self.fault}") from self.fault
         self.registry.flush()
         if self.phase == "waiting":
             self._try_open()
         elif self.phase == "open" and self.open is not None and time.time() >= self.open.deadline:
             if len(self.open.results) >= self.quorum:
                 self._begin_close()
-            else:  # too few results: draw again among the clients online now, keeping valid results
-                self.attempt += 1
-                self.pending = dict(self.open.results)  # a client's result depends only on (state, round, client)
-                self.phase, self.open, self.waiting_since = "waiting", None, time.time()
-                self._try_open()
+            else:  # too few results: draw again among the clients online now, keeping every accepted result
+                self._redraw(self.open)
+
+    def _redraw(self, o: OpenRound) -> None:
+        self.attempt = o.attempt + 1
+        self.drawn_before = sorted(set(o.drawn_before) | set(o.plan.clients))
+        self.pending = dict(o.results)  # a client's result depends only on (state, round, client)
+        self.phase, self.open, self.waiting_since = "waiting", None, time.time()
+        self._try_open()
 
     def _try_open(self) -> None:
         r = self.last + 1
         online = self.registry.online(self.sec.heartbeat_timeout_s)
         if len(online) < self.min_clients or not self._scheduled_present(r, online):
             return
+        keep = sorted(self.pending)  # clients whose results were accepted stay in the round
+        others = [c for c in online if c not in self.pending]
         k = self.cfg.federation.clients_per_round
-        candidates = (sample_clients(self.cfg.run.seed, r, self.attempt, online, k) if self.strategy.samples_clients
-                      else online)
+        drawn = (sample_clients(self.cfg.run.seed, r, self.attempt, others, max(0, k - len(keep)))
+                 if self.strategy.samples_clients else others)
         try:
-            plan = self.strategy.configure_round(r, candidates)
+            plan = self.strategy.configure_round(r, sorted(keep + drawn))
         except ValueError:
             return  # e.g. no one-byte participant is active yet
-        if len(plan.clients) < min(self.min_clients, k):
+        if len(plan.clients) < min(self.min_clients, k) or not set(keep) <= set(plan.clients):
             return
+        self._open_plan(plan, persist=True)
+
+    def _open_plan(self, plan: RoundPlan, persist: bool) -> None:
         now = time.time()
-        self.open = OpenRound(plan, self.attempt, now, now + self.sec.round_deadline_s, self.checksums.get(r - 1, ""))
+        self.open = OpenRound(plan, self.attempt, now, now + self.sec.round_deadline_s,
+                              self.checksums.get(plan.round - 1, ""), drawn_before=self.drawn_before)
         self.open.results = {c: res for c, res in self.pending.items() if c in plan.clients}
         self.pending = {}
+        if persist:
+            self.log.set_meta(open_round=self.open.persisted())
         self.phase = "open"
         self.notify()
         if self.open.complete():
@@ -317,22 +336,35 @@ class Coordinator:
         asyncio.get_running_loop().create_task(self._close(self.open))
 
     async def _close(self, o: OpenRound) -> None:
-        results = o.sorted_results()
         t0 = time.time()
-        update, checksum, evaluated = await asyncio.get_running_loop().run_in_executor(
-            None, self.host.close_round, o.plan, results, o.plan.round == self.cfg.run.rounds)
-        self._commit(o, results, update, checksum, evaluated, time.time() - t0)
+        try:
+            kept, refused, closed = await asyncio.get_running_loop().run_in_executor(
+                None, self.host.close_admissible, o.plan, o.sorted_results(), o.plan.round == self.cfg.run.rounds)
+        except BaseException as e:  # noqa: BLE001 -- the held state may be half changed: stop, resume from the log
+            self.fault = e
+            return
+        for client, reason in refused.items():  # recorded, so a restart does not reload them
+            self.log.drop_pending(o.plan.round, client, reason)
+            del o.results[client]
+            self.refused[client] = reason
+            print(f"fedseed server: round {o.plan.round}: client {client}'s result dropped, {reason}", file=sys.stderr)
+        if closed is None:
+            self._redraw(o)
+            return
+        self._commit(o, kept, *closed, time.time() - t0)
 
     def _commit(self, o: OpenRound, results: list[ClientResult], update: GlobalUpdate, checksum: str,
                 evaluated: dict, close_s: float) -> None:
         r = o.plan.round
-        metrics = round_metrics(o, results, self.traffic.pop(r, Traffic()), evaluated, checksum, close_s)
+        metrics = round_metrics(o, results, self.traffic.pop(r, Traffic()), evaluated, checksum, close_s,
+                                o.why_dropped(self.refused))
         self.log.append(update, results, checksum, metrics)
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(metrics) + "\n")
         self.rows.append(metrics)
         self.checksums[r] = checksum
-        self.last, self.open, self.attempt = r, None, 0
+        self.last, self.open, self.attempt, self.drawn_before, self.refused = r, None, 0, [], {}
+        print(progress_line(metrics, self.cfg.run.rounds), file=sys.stderr)
         if r >= self.cfg.run.rounds:
             self._finish()
         else:

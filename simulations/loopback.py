@@ -62,6 +62,7 @@ def start(args: list[str], log_path: pathlib.Path) -> subprocess.Popen:
 def run_loopback(config: str, overrides: list[str] | None, out_dir: str | None, overwrite: bool = False,
                  quiet: bool = False) -> dict:
     doc = load_document(config, overrides or [])
+    build_config(doc)  # a bad config stops here, before any folder is made or replaced
     out = pathlib.Path(out_dir or doc.get("run", {}).get("out", "runs/loopback"))
     if out.exists() and any(out.iterdir()):
         if not overwrite:

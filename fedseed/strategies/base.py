@@ -203,10 +203,11 @@ class Strategy(ABC):
         """Scalars a client computes in a round (the most steps it can report as skipped)."""
         return self.cfg.local_steps
 
-    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:
-        """Raise ValueError if the coordinator could not aggregate this result (size, count, range). The generic
-        check aggregates it alone; strategies override it with a cheaper equivalent."""
-        self.aggregate(plan, [result]).coef_ints()
+    def check_result(self, plan: RoundPlan, result: ClientResult) -> None:  # noqa: B027 (optional hook)
+        """Raise ValueError for a result this strategy must refuse beyond what aggregating it alone shows. The
+        coordinator aggregates every result alone and checks the coefficients and the state's bound; that bounds
+        any round the result joins because aggregation is a weighted average of the clients' own updates (every
+        strategy here): a convex combination of coefficients within the bound stays within it."""
 
     @abstractmethod
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult: ...
