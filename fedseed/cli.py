@@ -1,4 +1,4 @@
-"""The `fedseed` command: simulate, export, info."""
+"""The `fedseed` command: simulate, export, info, config-schema."""
 
 from __future__ import annotations
 
@@ -113,6 +113,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_schema(args: argparse.Namespace) -> int:
+    from fedseed.config import config_schema
+
+    print(json.dumps(config_schema(args.kind), indent=2))
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
     from fedseed.roundlog import RoundLog
 
@@ -212,6 +219,10 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a run's log: strategy, fingerprint, per-round metrics")
     i.add_argument("run")
     i.set_defaults(func=_info)
+    cs = sub.add_parser("config-schema", help="print the JSON Schema of a configuration file (every table and key)")
+    cs.add_argument("kind", nargs="?", choices=("run", "server", "client"), default="run",
+                    help="run (default: what simulate reads), server (the run tables plus [server]) or client")
+    cs.set_defaults(func=_config_schema)
     return p
 
 

@@ -1,5 +1,6 @@
-"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval] tables,
-checked key by key; any error names the key it is about."""
+"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval], [simulation]
+tables, checked key by key (types and list elements included, by fedseed.config_models); any error names the key
+it is about."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedseed.config_models import ConfigError, Tables, json_schema, validate_tables
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
-
-
-class ConfigError(ValueError):
-    """A bad configuration; the message names the offending key."""
 
 
 @dataclass
@@ -28,7 +26,7 @@ class RunSection:
 @dataclass
 class ModelSection:
     name: str = "tiny-random-llama"
-    trainable: list = field(default_factory=list)  # regexes over parameter names; empty = all
+    trainable: list[str] = field(default_factory=list)  # regexes over parameter names; empty = all
     backend: str = "compiled"
     device: str = "cpu"
     max_length: int = 128
@@ -39,9 +37,9 @@ class ModelSection:
 class DataSection:
     source: str = "sentiment"
     path: str = ""
-    label_words: list = field(default_factory=list)
-    tasks: list = field(default_factory=list)
-    eval_tasks: list = field(default_factory=list)  # evals tasks held out for evaluation (no client trains on them)
+    label_words: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    eval_tasks: list[str] = field(default_factory=list)  # evals tasks held out for evaluation (none trains on them)
     eval_size: int = 300
     partition: str = "dirichlet"
     alpha: float = 0.5
@@ -92,41 +90,11 @@ class Config:
 
 # Tables read by `fedseed server` and `fedseed client` (server/config.py, client/config.py), not by runs.
 PROCESS_SECTIONS = ("server", "client")
-SECTIONS = {"run": RunSection, "model": ModelSection, "data": DataSection, "federation": FederationSection,
-            "eval": EvalSection, "simulation": SimulationSection}
+# The run tables in file order; None: the [strategy] table, whose keys are those of the strategy it names
+RUN_TABLES: Tables = (("run", RunSection), ("model", ModelSection), ("data", DataSection),
+                      ("federation", FederationSection), ("strategy", None), ("eval", EvalSection),
+                      ("simulation", SimulationSection))
 BACKENDS = ("inline", "processes", "ray")
-
-
-def _check_type(key: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-    else:
-        ok = True
-    if not ok:
-        raise ConfigError(f"config key '{key}' must be {type(default).__name__}, got {type(value).__name__} "
-                          f"({value!r})")
-    return value
-
-
-def _fill(cls: type, table: Any, section: str, context: str = "") -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"config key '{section}' must be a table")
-    obj = cls()
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"unknown config key '{section}.{key}'{context}")
-        setattr(obj, key, _check_type(f"{section}.{key}", value, getattr(obj, key)))
-    return obj
 
 
 def parse_value(text: str) -> Any:
@@ -150,25 +118,15 @@ def apply_overrides(doc: dict, overrides: list[str]) -> None:
 
 
 def build_config(doc: dict) -> Config:
-    for section in doc:
-        if section not in SECTIONS and section not in ("strategy", *PROCESS_SECTIONS):
-            raise ConfigError(f"unknown config section '{section}'")
-    parts = {name: _fill(cls, doc.get(name, {}), name) for name, cls in SECTIONS.items()}
-    strat_table = doc.get("strategy", {})
-    if not isinstance(strat_table, dict):
-        raise ConfigError("config key 'strategy' must be a table")
-    name = strat_table.get("name", "fedkseed")
-    try:
-        cls = strategy_class(name).config_class
-    except ValueError as e:
-        raise ConfigError(f"config key 'strategy.name': {e}") from None
-    strategy = _fill(cls, strat_table, "strategy", f" for strategy '{name}'")
+    """The run configuration of a TOML document: every key, type and list element checked, then every range."""
+    run_doc = {k: v for k, v in doc.items() if k not in PROCESS_SECTIONS}
+    parts = validate_tables(run_doc, RUN_TABLES)
     fed = parts["federation"]
     if not 0.0 <= fed.sample_fraction <= 1.0:
         raise ConfigError(f"config key 'federation.sample_fraction' must be in [0, 1], got {fed.sample_fraction}")
     if fed.sample_fraction > 0:
         fed.clients_per_round = max(1, int(fed.num_clients * fed.sample_fraction))
-    cfg = Config(strategy=strategy, **parts)
+    cfg = Config(**parts)
     validate(cfg)
     return cfg
 
@@ -266,7 +224,22 @@ def load_document(path: str, overrides: list[str] | None = None) -> dict:
 
 def fill_section(cls: type, doc: dict, section: str) -> Any:
     """A process table ([server], [client]) checked key by key like the run tables."""
-    return _fill(cls, doc.get(section, {}), section)
+    return validate_tables({section: doc.get(section, {})}, ((section, cls),))[section]
+
+
+def config_schema(kind: str = "run") -> dict:
+    """The JSON Schema of a run file, a server file (the run tables plus [server]) or a client file ([client])."""
+    if kind == "run":
+        return json_schema(RUN_TABLES)
+    if kind == "server":
+        from fedseed.server.config import ServerSection
+
+        return json_schema((*RUN_TABLES, ("server", ServerSection)))
+    if kind == "client":
+        from fedseed.client.config import ClientSection
+
+        return json_schema((("client", ClientSection),))
+    raise ValueError(f"unknown configuration kind {kind!r}; expected run, server or client")
 
 
 def to_dict(cfg: Config) -> dict:

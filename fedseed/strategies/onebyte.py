@@ -30,8 +30,8 @@ class OneByteConfig(StrategyConfig):
     codec: str = "onebyte"
     samples_per_step: int = 1
     # [participant, step] pairs: a participant is active from its join step, and before its leave step
-    join: list = field(default_factory=list)
-    leave: list = field(default_factory=list)
+    join: list[list[int]] = field(default_factory=list)
+    leave: list[list[int]] = field(default_factory=list)
 
     def validate(self) -> None:
         super().validate()
