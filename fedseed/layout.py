@@ -62,12 +62,6 @@ class Layout:
         return json.dumps({"base_checksum": self.base_checksum,
                            "slots": [[s.name, list(s.shape), s.dtype, s.offset] for s in self.slots]})
 
-    @staticmethod
-    def from_json(text: str) -> Layout:
-        doc = json.loads(text)
-        return Layout(tuple(TensorSlot(n, tuple(sh), dt, off) for n, sh, dt, off in doc["slots"]),
-                      doc["base_checksum"])
-
 
 def select_trainable(model: torch.nn.Module, patterns: list[str] | None) -> list[tuple[str, torch.nn.Parameter]]:
     """Parameters (deduplicated, in module order) whose names match any regex in patterns (all if None)."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from fedseed import rng_spec
-from fedseed.directions import DELTA_SHIFT, DirectionEngine, coef_to_int
+from fedseed.directions import DELTA_SHIFT, DirectionEngine
 from fedseed.layout import Layout
 
 Z_INT_MAX = {"rademacher": 1, "gaussian": int(np.abs(rng_spec.gauss_table()).max())}
@@ -99,13 +99,3 @@ class FlatState:
 
     def delta_digest(self) -> str:
         return hashlib.blake2b(self.delta.to("cpu").numpy().tobytes(), digest_size=16).hexdigest()
-
-    def slot_range(self, name: str) -> tuple[int, int]:
-        for s in self.layout.slots:
-            if s.name == name:
-                return s.offset, s.offset + s.padded
-        raise KeyError(name)
-
-
-def coef_ints(coefs: np.ndarray, kind: str) -> np.ndarray:
-    return np.asarray([coef_to_int(float(c), kind) for c in coefs], dtype=np.int64)
