@@ -97,6 +97,10 @@ def _k_project(w: Tensor, w0: Tensor, delta: Tensor, start_word: Tensor, key_a: 
     return (z * diff.view(-1, per).to(torch.float64)).sum()
 
 
+# the eager kernels DirectionEngine._run calls by name
+_EAGER: dict[str, Callable] = {"perturb": _k_perturb, "accumulate": _k_accumulate, "project": _k_project}
+
+
 @cache
 def _compiled_materialize() -> Callable:
     return torch.compile(_k_materialize, dynamic=True, fullgraph=True)
@@ -132,7 +136,7 @@ class DirectionEngine:
             hi = min(n, lo + EAGER_CHUNK)
             sw = torch.tensor((start + lo) // per, dtype=torch.int64, device=dev)
             chunk = [t[lo:hi] for t in tensors]
-            results.append(globals()[f"_k_{name}"](*chunk, sw, ka, kb, *extra, table))
+            results.append(_EAGER[name](*chunk, sw, ka, kb, *extra, table))
         return results
 
     @staticmethod

@@ -106,11 +106,20 @@ def _k_project(w: Tensor, w0: Tensor, d: Tensor, sw: Tensor, hi: Tensor, ka: Ten
     return (_z_float64(w.shape[0], sw, hi, ka, kb, table) * diff.to(torch.float64)).sum()
 
 
+KERNELS: dict[str, Callable] = {
+    "perturb_rademacher": _k_perturb_rademacher,
+    "perturb_gaussian": _k_perturb_gaussian,
+    "perturb_twice_gaussian": _k_perturb_twice_gaussian,
+    "accumulate_rademacher": _k_accumulate_rademacher,
+    "accumulate_gaussian": _k_accumulate_gaussian,
+    "project": _k_project,
+}
+
+
 @cache
 def kernel(name: str) -> Callable:
     """The compiled single-seed kernel `name` (any range length: shapes are dynamic)."""
-    fn = globals()[f"_k_{name}"]
-    return torch.compile(fn, dynamic=True, fullgraph=True, options=OPTIONS)
+    return torch.compile(KERNELS[name], dynamic=True, fullgraph=True, options=OPTIONS)
 
 
 def pieces(start: int, n: int, per_word: int) -> Iterator[tuple[int, int, int, int]]:

@@ -60,9 +60,17 @@ def _k_gaussian(d: Tensor, h: Tensor, coefs: Tensor, table: Tensor) -> None:
     d2.add_((z * coefs[None, None, :]).sum(dim=2))
 
 
+_KERNELS: dict[str, Callable] = {
+    "word_hashes": _k_word_hashes,
+    "word_hashes_by_word": _k_word_hashes_by_word,
+    "rademacher": _k_rademacher,
+    "gaussian": _k_gaussian,
+}
+
+
 @cache
 def _kernel(name: str) -> Callable:
-    return torch.compile(globals()[f"_k_{name}"], dynamic=True, fullgraph=True, options=fused.OPTIONS)
+    return torch.compile(_KERNELS[name], dynamic=True, fullgraph=True, options=fused.OPTIONS)
 
 
 def accumulate(delta: Tensor, start: int, pairs: list[tuple[int, int]], kind: str) -> None:
