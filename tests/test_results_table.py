@@ -41,7 +41,7 @@ def test_report_table_has_every_method_and_the_fedavg_ratio(tmp_path, capsys):
     final = 100 * summaries["fedkseed"]["final"]["eval_accuracy"]
     assert re.search(rf"\*\*{final:.2f}\*\*", rows[0])
     assert "| – (no communication) | – | – |" in rows[2]  # centralized MeZO exchanges nothing
-    assert (out.parent / "results-sentiment.png").stat().st_size > 10_000
+    assert (out.parent / "results-reviews-mini.png").stat().st_size > 10_000
     assert text.rstrip().endswith("quoted here")
     assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2
 

