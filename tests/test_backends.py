@@ -34,6 +34,7 @@ def test_inline_run_exercises_every_knob(inline_run):
     assert summary["workers_checksums"] == []  # inline: the driver is the only model
 
 
+@pytest.mark.federation
 @pytest.mark.parametrize("backend", ["processes", "ray"])
 def test_backend_gives_the_inline_checksum(backend, inline_run, tmp_path):
     expected, _ = inline_run
@@ -45,6 +46,7 @@ def test_backend_gives_the_inline_checksum(backend, inline_run, tmp_path):
     assert len(summary["workers_peak_rss_mib"]) == 2
 
 
+@pytest.mark.federation
 def test_ray_cluster_without_a_cpu_per_actor_is_refused_before_anything_is_written(tmp_path):
     ray = pytest.importorskip("ray")
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="warning")  # the "cluster"
@@ -58,6 +60,7 @@ def test_ray_cluster_without_a_cpu_per_actor_is_refused_before_anything_is_writt
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.federation
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     """FedKSeed-Pro, so its importance statistics must be replayed too."""
     overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager", "model.threads=1"]

@@ -18,6 +18,8 @@ from fedseed.config import dump_toml, load_config, load_document
 from fedseed.simulations.engine import simulate
 from fedseed.simulations.loopback import run_loopback, write_configs
 
+pytestmark = pytest.mark.federation
+
 CONFIG = "simulations/loopback.toml"
 
 
