@@ -1,6 +1,7 @@
 """Built-in datasets, JSONL files and partitions."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ def test_builtin_datasets():
     assert len(spam.examples) == 4837 and sum(e.label for e in spam.examples) == 638
     ev = load_dataset("evals", tasks=["sarcasm", "ab"])
     assert {e.task for e in ev.examples} == {"sarcasm", "ab"} and not ev.is_classification
-    assert all(e.completion is not None for e in ev.examples)
+    assert Counter(e.task for e in ev.examples) == {"sarcasm": 200, "ab": 16}  # at most 200 a task
+    assert all(e.completion for e in ev.examples)  # rows without a string answer are dropped
     with pytest.raises(FileNotFoundError, match="no-such-task"):
         load_dataset("evals", tasks=["no-such-task"])
     with pytest.raises(ValueError, match="unknown data.source"):
@@ -101,5 +103,10 @@ def test_generation_loss_covers_answer_only():
     obj = Objective(lm.tokenizer, ds)
     batch = obj.encode(ds.examples)
     n_answer = int((batch.labels != -100).sum())
-    assert n_answer == len(lm.tokenizer.encode("4", add_special_tokens=False)) + 1  # + end of turn
-    assert torch.isfinite(obj.loss(lm.model, batch))
+    answer = lm.tokenizer.encode("4", add_special_tokens=False) + [lm.tokenizer.eos_token_id]
+    assert n_answer == len(answer) and batch.input_ids[0, -n_answer:].tolist() == answer
+    # the loss is the mean negative log-likelihood of the answer tokens, each predicted from the position before
+    logp = torch.log_softmax(lm.model(input_ids=batch.input_ids).logits[0].float(), -1)
+    start = batch.input_ids.shape[1] - n_answer
+    expected = -torch.stack([logp[start + k - 1, t] for k, t in enumerate(answer)]).mean()
+    torch.testing.assert_close(obj.loss(lm.model, batch), expected)

@@ -91,4 +91,8 @@ def test_local_jsonl_data_replaces_the_partition(tmp_path):
     client._use_local_data(own)
     ctx = own.context(1, 1)
     assert ctx.num_samples == 3 and own.dataset.examples[0].label == 0
-    assert ctx.next_batch() is not None
+    batch = ctx.next_batch()
+    local = {ex.prompt: ex.label for ex in own.dataset.examples}
+    texts = [own.lm.tokenizer.decode(ids[mask.bool()]) for ids, mask in zip(batch.input_ids, batch.attention_mask)]
+    assert set(texts) == set(local) == {f"Review: {t}\nSentiment:" for t in ("great", "awful", "ok")}
+    assert batch.labels.tolist() == [local[t] for t in texts]  # every row trains on the client's own label

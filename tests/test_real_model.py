@@ -28,7 +28,14 @@ def test_smollm2_is_real_and_scores_sentiment():
 
     batch = fed.objective.encode(fed.eval_examples[:4])
     res = spsa_scalar(fed.state, 123, 1e-3, "rademacher", lambda: fed.objective.loss(model, batch))
-    assert res.g != 0.0 and torch.isfinite(torch.tensor(res.loss))
+    fed.state.restore()  # back to the exact weights spsa_scalar started from
+    losses = []  # the loss at w + eps z and at w - eps z, taken by hand
+    for scale in (1e-3, -2e-3, 1e-3):
+        fed.state.engine.perturb(fed.state.w, 0, 123, scale, "rademacher")
+        with torch.inference_mode():
+            losses.append(float(fed.objective.loss(model, batch)))
+    lp, lm = losses[:2]
+    assert lp != lm and res.g == (lp - lm) / 2e-3 and res.loss == 0.5 * (lp + lm)  # the central difference
     fed.state.restore()
     assert fed.state.checksum() == before
 
