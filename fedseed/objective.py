@@ -2,7 +2,8 @@
 
 Classification scores the next-token logits of the task's label words after the prompt (only the last
 position's logits are computed). Causal-LM loss covers the answer tokens only, with the model's chat
-template around the prompt where the tokenizer has one.
+template around the prompt where the tokenizer has one. A prompt opens with the tokenizer's start tokens
+(BOS where it adds one) unless the chat template, which holds its own, wraps it. See docs/data.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,27 @@ from transformers import PreTrainedTokenizerBase
 from fedseed.data.examples import Dataset, Example
 
 IGNORE = -100
+
+
+def start_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The special tokens the tokenizer puts before a text (e.g. Llama's BOS; none for SmolLM2). Tokens it puts
+    after one (an EOS some tokenizers append) are left out: a label word or an answer follows the prompt."""
+    plain = tokenizer.encode("a", add_special_tokens=False)
+    full = tokenizer.encode("a", add_special_tokens=True)
+    for at in range(len(full) - len(plain) + 1):
+        if full[at:at + len(plain)] == plain:
+            return full[:at]
+    return []
+
+
+def check_distinct(tokenizer: PreTrainedTokenizerBase, words: list[str], first_ids: list[int]) -> None:
+    """Classification scores each label word by its first token only, so two words opening alike are refused."""
+    for i, a in enumerate(first_ids):
+        if a in first_ids[:i]:
+            j = first_ids.index(a)
+            raise ValueError(f"label words {words[j]!r} and {words[i]!r} both start with token {a} "
+                             f"({tokenizer.decode([a])!r}); each word is scored by its first token, so these must "
+                             "differ: choose other words")
 
 
 @dataclass
@@ -41,16 +63,28 @@ class Objective:
                 if not ids:
                     raise ValueError(f"label word {word!r} tokenizes to nothing")
                 self.label_ids.append(ids[0])
-            if len(set(self.label_ids)) != len(self.label_ids):
-                raise ValueError(f"label words {dataset.label_words} share their first token; choose others")
+            check_distinct(tokenizer, dataset.label_words, self.label_ids)
         self.use_chat = getattr(tokenizer, "chat_template", None) is not None
+        # a chat template writes its own special tokens into the text; plain text gets the tokenizer's
+        self.start_ids = [] if self.use_chat and not self.classification else start_tokens(tokenizer)
+        if max_length <= len(self.start_ids):
+            raise ValueError(f"max_length {max_length} leaves no room after the start tokens {self.start_ids}")
 
     def _prompt_ids(self, ex: Example) -> list[int]:
         if self.classification or not self.use_chat:
-            return self.tok.encode(ex.prompt, add_special_tokens=False)
+            ids = self.tok.encode(ex.prompt, add_special_tokens=False)
+            # a text that already opens with the start tokens (written out by the user) keeps one copy
+            return ids if ids[:len(self.start_ids)] == self.start_ids else self.start_ids + ids
         text = self.tok.apply_chat_template([{"role": "user", "content": ex.prompt}], tokenize=False,
                                             add_generation_prompt=True)
         return self.tok.encode(text, add_special_tokens=False)
+
+    def _fit(self, seq: list[int]) -> list[int]:
+        """The last max_length tokens, except that the start tokens (e.g. BOS) stay in front."""
+        if len(seq) <= self.max_length:
+            return seq
+        keep = len(self.start_ids)
+        return seq[:keep] + seq[len(seq) - (self.max_length - keep):]
 
     def encode(self, examples: list[Example]) -> Batch:
         """Left-padded batch; position ids follow the attention mask so padding changes nothing."""
@@ -58,12 +92,12 @@ class Objective:
         for ex in examples:
             prompt = self._prompt_ids(ex)
             if self.classification:
-                seq = prompt[-self.max_length:]
+                seq = self._fit(prompt)
                 targets.append(ex.label)
             else:
                 answer = self.tok.encode(ex.completion or "", add_special_tokens=False) + [self.tok.eos_token_id]
-                seq = (prompt + answer)[-self.max_length:]
-                n_ans = min(len(answer), len(seq))
+                seq = self._fit(prompt + answer)
+                n_ans = min(len(answer), len(seq) - len(self.start_ids))  # start tokens are never targets
                 targets.append([IGNORE] * (len(seq) - n_ans) + seq[len(seq) - n_ans:])
             seqs.append(seq)
         width = max(len(s) for s in seqs)
@@ -124,7 +158,7 @@ class Objective:
         scores = []
         for lo in range(0, len(examples), batch_size):
             chunk = examples[lo:lo + batch_size]
-            prompts = [self._prompt_ids(ex)[-self.max_length:] for ex in chunk]
+            prompts = [self._fit(self._prompt_ids(ex)) for ex in chunk]
             outputs = greedy_generate(model, self.tok, prompts, max_new_tokens, self.device)
             scores += [rouge_l(o, ex.completion or "") for o, ex in zip(outputs, chunk)]
         return sum(scores) / max(len(scores), 1)

@@ -1,4 +1,4 @@
-"""Built-in datasets, JSONL files and partitions."""
+"""Built-in datasets, JSONL files, partitions, and how examples are encoded (special tokens, cuts, label words)."""
 
 import json
 from collections import Counter
@@ -6,12 +6,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from fedseed.data.examples import Dataset, Example
 from fedseed.data.partition import holdout_split, partition
-from fedseed.data.sources import load_dataset, load_jsonl, package_folder
-from fedseed.models import tiny_llama
-from fedseed.objective import Objective
+from fedseed.data.sources import SENTIMENT_TEMPLATE, SENTIMENT_WORDS, load_dataset, load_jsonl, package_folder
+from fedseed.models import smollm2_folder, tiny_llama
+from fedseed.objective import IGNORE, Objective, start_tokens
 from fedseed.tokenizer import tiny_tokenizer
 
 
@@ -110,3 +111,83 @@ def test_generation_loss_covers_answer_only():
     start = batch.input_ids.shape[1] - n_answer
     expected = -torch.stack([logp[start + k - 1, t] for k, t in enumerate(answer)]).mean()
     torch.testing.assert_close(obj.loss(lm.model, batch), expected)
+
+
+def smollm2_tokenizer(**kwargs):
+    """SmolLM2's tokenizer, which adds no special tokens; add_bos_token=True makes it
+    behave like a Llama tokenizer that opens every text with BOS (and add_eos_token=True closes it with EOS)."""
+    tok = AutoTokenizer.from_pretrained(smollm2_folder(), **kwargs)
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return tok
+
+
+def plain(tok, text):
+    return tok.encode(text, add_special_tokens=False)
+
+
+CLS = Dataset("s", [Example(SENTIMENT_TEMPLATE.format(text="fine"), label=1)], list(SENTIMENT_WORDS))
+GEN = Dataset("g", [Example("What is 2+2?", completion=" 4")])
+
+
+def test_smollm2_and_tiny_llama_get_no_added_special_tokens():
+    for tok in (smollm2_tokenizer(), tiny_llama().tokenizer):
+        assert start_tokens(tok) == []
+        ids = Objective(tok, CLS).encode(CLS.examples).input_ids[0].tolist()
+        assert ids == plain(tok, CLS.examples[0].prompt)
+    # generation wraps the prompt in the chat template, whose text holds its own <|im_start|> tokens: one each
+    tok = smollm2_tokenizer()
+    ids = Objective(tok, GEN).encode(GEN.examples).input_ids[0].tolist()
+    chat = tok.apply_chat_template([{"role": "user", "content": "What is 2+2?"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert ids == plain(tok, chat) + plain(tok, " 4") + [tok.eos_token_id]
+    assert ids[:2] != [tok.bos_token_id] * 2
+
+
+def test_bos_opens_the_prompt_for_a_tokenizer_that_adds_one():
+    tok = smollm2_tokenizer(add_bos_token=True, add_eos_token=True)
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    assert start_tokens(tok) == [bos] and tok.encode("a") == [bos, *plain(tok, "a"), eos]
+    obj = Objective(tok, CLS)
+    ids = obj.encode(CLS.examples).input_ids[0].tolist()
+    assert ids == [bos, *plain(tok, CLS.examples[0].prompt)]  # no EOS between prompt and label word
+    assert obj.label_ids == [plain(tok, w)[0] for w in SENTIMENT_WORDS] and bos not in obj.label_ids
+    written = Dataset("s", [Example(tok.bos_token + "Review: fine", label=0)], list(SENTIMENT_WORDS))
+    assert Objective(tok, written).encode(written.examples).input_ids[0].tolist()[:2] == [bos, plain(tok, "Review")[0]]
+    # prompt/completion without a chat template: BOS before the prompt only, never before the answer
+    tok.chat_template = None
+    batch = Objective(tok, GEN).encode(GEN.examples)
+    answer = plain(tok, " 4") + [eos]
+    assert batch.input_ids[0].tolist() == [bos, *plain(tok, "What is 2+2?"), *answer]
+    assert [t for t in batch.labels[0].tolist() if t != IGNORE] == answer
+
+
+def test_long_inputs_are_cut_from_the_start_keeping_bos():
+    long = Dataset("s", [Example(" ".join(f"w{i}" for i in range(50)) + " end", label=0)], list(SENTIMENT_WORDS))
+    tok = smollm2_tokenizer()
+    text = plain(tok, long.examples[0].prompt)
+    assert Objective(tok, long, max_length=8).encode(long.examples).input_ids[0].tolist() == text[-8:]
+    bos_tok = smollm2_tokenizer(add_bos_token=True)
+    ids = Objective(bos_tok, long, max_length=8).encode(long.examples).input_ids[0].tolist()
+    assert ids == [bos_tok.bos_token_id, *text[-7:]]
+    # prompt/completion: the prompt's start goes first; an answer longer than the room left loses its start too
+    gen = Dataset("g", [Example(long.examples[0].prompt, completion=" a b c d e f g h i j")])
+    bos_tok.chat_template = None
+    batch = Objective(bos_tok, gen, max_length=8).encode(gen.examples)
+    answer = plain(bos_tok, " a b c d e f g h i j") + [bos_tok.eos_token_id]
+    assert batch.input_ids[0].tolist() == [bos_tok.bos_token_id, *answer[-7:]]
+    assert batch.labels[0].tolist() == [IGNORE, *answer[-7:]]
+
+
+def test_label_words_are_scored_by_their_first_token():
+    tok = smollm2_tokenizer()
+    trec = Dataset("t", [Example("Question: who?\nThe answer is a", label=3)],
+                   [" abbreviation", " entity", " description", " person", " location", " number"])
+    obj = Objective(tok, trec)
+    assert obj.label_ids == [plain(tok, w)[0] for w in trec.label_words]
+    long = Dataset("l", CLS.examples, [" plain", " sesquipedalian"])
+    assert len(plain(tok, " sesquipedalian")) > 1  # several tokens: only the first (" s") is scored
+    assert Objective(tok, long).label_ids == [plain(tok, " plain")[0], plain(tok, " s")[0]]
+    assert plain(tok, " great") != plain(tok, "great")  # the leading space is part of the word
+    same = Dataset("s", CLS.examples, [" great", " great movie"])
+    with pytest.raises(ValueError, match="label words ' great' and ' great movie' both start with token"):
+        Objective(tok, same)
