@@ -189,5 +189,21 @@ def test_label_words_are_scored_by_their_first_token():
     assert Objective(tok, long).label_ids == [plain(tok, " plain")[0], plain(tok, " s")[0]]
     assert plain(tok, " great") != plain(tok, "great")  # the leading space is part of the word
     same = Dataset("s", CLS.examples, [" great", " great movie"])
-    with pytest.raises(ValueError, match="label words ' great' and ' great movie' both start with token"):
+    with pytest.raises(ValueError, match=r"words ' great' and ' great movie' both start with token 1109 \(' great'\)"):
         Objective(tok, same)
+
+
+def test_quickstart_encodings_are_plain_tokenization():
+    """The quickstart (and smoke run) encode every review exactly as `encode(add_special_tokens=False)` cut to the
+    last max_length tokens, the encoding before start tokens were added, so its losses stay what they were."""
+    tok = smollm2_tokenizer()
+    ds = load_dataset("sentiment")
+    obj = Objective(tok, ds, max_length=96)
+    assert obj.label_ids == [13321, 1109]
+    for lo in range(0, len(ds.examples), 512):
+        chunk = ds.examples[lo:lo + 512]
+        batch = obj.encode(chunk)
+        for row, ex in enumerate(chunk):
+            want = plain(tok, ex.prompt)[-96:]
+            got = batch.input_ids[row][batch.attention_mask[row].bool()].tolist()
+            assert got == want

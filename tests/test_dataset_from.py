@@ -48,6 +48,8 @@ def test_rows_parse_into_the_expected_examples():
     assert gen.examples == [Example("2+2=", completion="4", task="sums"), Example("Hi", completion="Hello")]
     assert gen.name == "chat" and gen.label_words == [] and not gen.is_classification
     assert dataset_from(iter(ROWS), WORDS).examples == ds.examples  # any iterable, read once
+    both = dataset_from([{"prompt": "p", "completion": "c", "text": "t", "label": 0}], WORDS)
+    assert both.examples == [Example("p", completion="c")]  # prompt/completion wins over text/label
 
 
 def test_jsonl_file_and_python_rows_give_the_same_dataset(tmp_path):
@@ -90,6 +92,7 @@ def test_a_dataset_is_returned_as_is():
     ([{"text": "x", "label": -1}], WORDS, "row 0: 'label' must be an index"),
     ([{"text": "x", "label": True}], WORDS, "row 0: 'label' must be an index"),
     ([{"text": "x", "label": 1.0}], WORDS, "row 0: 'label' must be an index"),
+    ([{"text": "x", "label": "1"}], WORDS, "row 0: 'label' must be an index"),
     ([{"prompt": None, "completion": "c"}], None, "row 0: 'prompt' must be a string, got NoneType None"),
     ([{"prompt": "p", "completion": ["c"]}], None, "row 0: 'completion' must be a string, got list"),
     ([ROWS[0], {"text": "x", "label": 0, "task": ["t"]}], WORDS, "row 1: 'task' must be a string"),
