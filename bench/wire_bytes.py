@@ -29,12 +29,14 @@ def measure(codec: str, rounds: int, out: pathlib.Path) -> dict:
                            overwrite=True, quiet=True)
     rows = [json.loads(x) for x in (out / codec / "server" / "metrics.jsonl").read_text().splitlines()][1:]
     steady = rows[1:]  # round 1 also carries every client's Join (the run configuration)
-    per_client = [r["bytes_per_client"] for r in steady]
-    up = statistics.mean(r["bytes_up"] / r["clients"] for r in steady)
-    down = statistics.mean(r["bytes_down"] / r["clients"] for r in steady)
-    return {"codec": codec, "bytes_per_client_round": statistics.mean(per_client), "up": up, "down": down,
-            "round1_per_client": rows[0]["bytes_per_client"], "final": summary["final"],
-            "by_method_last_round": steady[-1]["bytes_by_method"]}
+    # measured: every gRPC call of the round (signatures, polls, heartbeats); messages: the round's own messages
+    up = statistics.mean(r["traffic"]["up"] / r["clients"] for r in steady)
+    down = statistics.mean(r["traffic"]["down"] / r["clients"] for r in steady)
+    messages = statistics.mean((r["bytes_up"] + r["bytes_down"]) / r["clients"] for r in steady)
+    round1 = (rows[0]["traffic"]["up"] + rows[0]["traffic"]["down"]) / rows[0]["clients"]
+    return {"codec": codec, "bytes_per_client_round": up + down, "up": up, "down": down,
+            "round_messages_per_client": messages, "round1_per_client": round1, "final": summary["final"],
+            "by_method_last_round": steady[-1]["traffic"]["by_method"]}
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ class ClientSection:
     cert_key: str = ""
     server_name: str = ""  # TLS name to check when it differs from the address's host
     insecure: bool = False  # allow plaintext to a non-loopback coordinator (never for real deployments)
-    out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id>)
+    out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id> in the working folder)
     data: str = ""  # a local JSONL file to train on instead of the run's partition
     threads: int = 0  # torch threads (0: the run's model.threads)
     heartbeat_s: float = 20.0  # sent only after this long without any call (keep below the server's timeout)
@@ -33,7 +33,7 @@ def load_client_config(path: str) -> ClientSection:
     if unknown:
         raise ConfigError(f"unknown config section '{sorted(unknown)[0]}' (a client file holds only [client])")
     sec = fill_section(ClientSection, doc, "client")
-    for key in ("key", "ca", "cert", "cert_key", "data"):  # relative paths are relative to the file
+    for key in ("key", "ca", "cert", "cert_key", "data", "out"):  # relative paths are relative to the file
         value = getattr(sec, key)
         if value and not pathlib.Path(value).is_absolute():
             setattr(sec, key, str(p.parent / value))

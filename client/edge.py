@@ -4,6 +4,7 @@ disagrees with the federation's."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import threading
@@ -11,7 +12,6 @@ import time
 from typing import TextIO
 
 import grpc
-import numpy as np
 
 from fedseed import rng_spec, wire
 from fedseed.client.config import ClientSection
@@ -19,13 +19,16 @@ from fedseed.client.session import Session
 from fedseed.codecs import CODECS
 from fedseed.config import build_config
 from fedseed.data.sources import load_dataset
-from fedseed.objective import Objective
-from fedseed.simulations.federation import Federation, build_federation
+from fedseed.federation import Federation, build_federation
+from fedseed.records import ClientRoundRecord, ClientSummary
 from fedseed.strategies.base import ClientResult, RoundPlan
 from fedseed.v1 import coordinator_pb2 as pb
 
 SOFTWARE = "fedseed 0.1.0 (python)"
-LATE = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.PERMISSION_DENIED)
+# a submission refused for its round (too late, not drawn, or a result the coordinator cannot aggregate): the
+# client records why and goes on with the next round
+REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.PERMISSION_DENIED,
+           grpc.StatusCode.INVALID_ARGUMENT)
 
 
 class ForkError(RuntimeError):
@@ -39,7 +42,7 @@ class EdgeClient:
         self.out = pathlib.Path(sec.out)
         self.applied = 0
         self.held: ClientResult | None = None
-        self.rows: list[dict] = []
+        self.rows: list[ClientRoundRecord] = []
 
     # ---- setup -------------------------------------------------------------------------------------------
     def join(self) -> None:
@@ -62,9 +65,7 @@ class EdgeClient:
     def _use_local_data(self, fed: Federation) -> None:
         # rows in the run's format; text/label rows may name labels by the run's label words
         ds = load_dataset("jsonl", self.sec.data, self.cfg.data.label_words or fed.dataset.label_words or None)
-        fed.dataset = ds
-        fed.objective = Objective(fed.lm.tokenizer, ds, self.cfg.model.max_length, self.cfg.model.device)
-        fed.shards[self.index] = np.arange(len(ds.examples))
+        fed.use_local_data(ds, self.index)
 
     # ---- following the log -------------------------------------------------------------------------------
     def apply(self, msg: pb.GlobalUpdate) -> None:
@@ -95,22 +96,19 @@ class EdgeClient:
         result = strategy.local_work(self.fed.context(task.round, self.index), plan, self.index)
         state.restore()
         local_s = time.time() - t0
-        request = pb.UpdateRequest(round=task.round, payload=result.payload, num_samples=result.num_samples,
-                                   start_checksum=bytes.fromhex(self.checksum), train_loss=result.train_loss,
-                                   skipped_steps=result.skipped_steps)
+        request = wire.update_request(result, self.checksum)
         status = "accepted"
         try:
             self.session.call("SubmitUpdate", request)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.ALREADY_EXISTS:
                 status = "accepted"  # an earlier attempt landed before the connection broke
-            elif e.code() in LATE:
-                status = f"refused: {e.details()}"
+            elif e.code() in REFUSED:
+                status = f"refused: {e.code().name}: {e.details()}"
             else:
                 raise
         self.held = result if status == "accepted" else None
-        self.rows.append({"round": task.round, "status": status, "train_loss": result.train_loss,
-                          "local_s": round(local_s, 3), "start_checksum": self.checksum})
+        self.rows.append(ClientRoundRecord(task.round, status, result.train_loss, round(local_s, 3), self.checksum))
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -149,8 +147,8 @@ class EdgeClient:
                 up, down = self.session.bytes_up - mark[0], self.session.bytes_down - mark[1]
                 mark = (self.session.bytes_up, self.session.bytes_down)
                 self.work(task.round)
-                row = {**self.rows[-1], "bytes_up_before": up, "bytes_down_before": down}
-                metrics.write(json.dumps(row) + "\n")
+                row = dataclasses.replace(self.rows[-1], bytes_up_before=up, bytes_down_before=down)
+                metrics.write(json.dumps(dataclasses.asdict(row)) + "\n")
                 metrics.flush()
 
     def _finish(self, fin: pb.Finished) -> dict:
@@ -159,15 +157,23 @@ class EdgeClient:
         if fin.final_checksum and fin.final_checksum.hex() != self.checksum:
             raise ForkError(f"final state after round {fin.final_round} has checksum {self.checksum}, the "
                             f"coordinator logged {fin.final_checksum.hex()}")
-        summary = {"client": self.sec.id, "index": self.index, "run_id": self.run_id, "final_round": self.applied,
-                   "final_checksum": self.checksum, "rounds_trained": sum(r["status"] == "accepted" for r in self.rows),
-                   "bytes_up": self.session.bytes_up, "bytes_down": self.session.bytes_down}
+        summary = dataclasses.asdict(ClientSummary(
+            self.sec.id, self.index, self.run_id, self.applied, self.checksum,
+            sum(r.status == "accepted" for r in self.rows), self.session.bytes_up, self.session.bytes_down))
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 
     def _heartbeats(self) -> None:
         while not self._stop.wait(self.sec.heartbeat_s / 4):
             self.session.heartbeat()
+
+
+def finished_before(sec: ClientSection) -> dict | None:
+    """This client's summary of a run it saw to the end, if its folder holds one."""
+    try:
+        return json.loads((pathlib.Path(sec.out) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def run_client(target: str, sec: ClientSection) -> dict:

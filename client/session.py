@@ -38,9 +38,17 @@ def open_channel(target: str, sec: ClientSection) -> grpc.Channel:
     return grpc.secure_channel(target, creds, options=options)
 
 
+class CoordinatorUnreachable(RuntimeError):
+    """The coordinator could not be reached for the whole reconnect window (code: the last status seen)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Session:
     def __init__(self, target: str, sec: ClientSection) -> None:
-        self.sec = sec
+        self.sec, self.target = sec, target
         self.key = load_private_key(sec.key)
         self.channel = open_channel(target, sec)
         self.calls = {m: (self.channel.unary_stream if m == "SyncLog" else self.channel.unary_unary)(
@@ -68,7 +76,7 @@ class Session:
 
     def call(self, method: str, request: Message, timeout: float = CALL_TIMEOUT_S) -> Message | list[Message]:
         """Send a signed request; while the coordinator is unreachable, retry with backoff (re-signed each time)
-        for up to reconnect_timeout_s. Other errors are raised as grpc.RpcError."""
+        for up to reconnect_timeout_s, then raise CoordinatorUnreachable. Other errors are raised as grpc.RpcError."""
         give_up = time.monotonic() + self.sec.reconnect_timeout_s
         delay = 0.2
         while True:
@@ -76,8 +84,14 @@ class Session:
                 with self.lock:
                     return self._send(method, request, timeout)
             except grpc.RpcError as e:
-                if e.code() not in RETRYABLE or time.monotonic() + delay > give_up:
+                if e.code() not in RETRYABLE:
                     raise
+                if time.monotonic() + delay > give_up:
+                    tls = ", or it refused this client's TLS certificate" if self.sec.ca else ""
+                    raise CoordinatorUnreachable(
+                        f"could not reach the coordinator at {self.target} for {self.sec.reconnect_timeout_s:g} s "
+                        f"({e.code().name}: {e.details()}): it is down, or its run is over and it has shut "
+                        f"down{tls}", e.code()) from None
             time.sleep(delay)
             delay = min(2 * delay, 5.0)
 

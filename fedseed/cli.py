@@ -58,7 +58,8 @@ def _client(args: argparse.Namespace) -> int:
     import grpc
 
     from fedseed.client.config import load_client_config
-    from fedseed.client.edge import ForkError, run_client
+    from fedseed.client.edge import ForkError, finished_before, run_client
+    from fedseed.client.session import CoordinatorUnreachable
 
     sec = load_client_config(args.config)
     try:
@@ -66,9 +67,20 @@ def _client(args: argparse.Namespace) -> int:
     except ForkError as e:
         print(f"fedseed: error: {e}", file=sys.stderr)
         return 3
+    except CoordinatorUnreachable as e:
+        done = finished_before(sec)
+        if done is not None:  # nothing to do: this client saw the run to its end before
+            print(f"fedseed client: {e}; this client already finished run {done['run_id']} at round "
+                  f"{done['final_round']} with checksum {done['final_checksum']} ({sec.out}/summary.json)",
+                  file=sys.stderr)
+            return 0
+        print(f"fedseed: error: {e}", file=sys.stderr)
+        return 4
     except grpc.RpcError as e:
         print(f"fedseed: error: the coordinator refused: {e.code().name}: {e.details()}", file=sys.stderr)
         return 2
+    print(f"fedseed client: the run finished at round {summary['final_round']}; this client's state matches the "
+          f"coordinator's checksum {summary['final_checksum']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -107,7 +119,7 @@ def _certs(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from fedseed.config import load_config
-    from fedseed.simulations.federation import evaluate_checkpoint
+    from fedseed.federation import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(load_config(args.config, args.set), args.checkpoint)))
     return 0
@@ -121,6 +133,7 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from fedseed.records import RoundRecord
     from fedseed.roundlog import RoundLog
 
     log = RoundLog.open_existing(args.run)
@@ -128,7 +141,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, rounds {log.last_round()}")
         print(f"layout fingerprint {log.meta('fingerprint')}")
         for m in log.metrics():
-            print(json.dumps(m))
+            print(json.dumps(RoundRecord.from_json(m).to_json()))  # a record this fedseed cannot read is named
     finally:
         log.close()
     return 0
@@ -145,8 +158,8 @@ def _report(args: argparse.Namespace) -> int:
     result = report(args.runs)
     key = result["metric"]
     for r in result["runs"]:
-        print(f"{r['run']}: seed {r['seed']}  zero-shot {r['zero_shot']:.4f}  final {r['final']:.4f}  "
-              f"wall {r['wall_s']:.0f}s")
+        print(f"{r['run']} ({r['mode']}): seed {r['seed']}  zero-shot {r['zero_shot']:.4f}  final {r['final']:.4f}  "
+              f"{r['bytes_per_client_round']:.0f} B/client/round  wall {r['wall_s']:.0f}s")
     for name in ("zero_shot", "final", "gain"):
         print(f"{name:9s} {key}: mean {result[name]['mean']:.4f}  std {result[name]['std']:.4f}")
     if args.plot:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model
 
-from fedseed.strategies import REGISTRY, strategy_class
+from fedseed.strategies import REGISTRY, all_strategies, strategy_class
 from fedseed.strategies.base import StrategyConfig
 
 # strict: "3" is no int and 1 is no bool; an int still counts as a float (TOML users write `lr = 1`)
@@ -53,10 +53,14 @@ def _strategy_tag(value: Any) -> str | None:
     return name if isinstance(name, str) else repr(name)  # a non-string name matches no tag
 
 
-@functools.cache
 def strategy_models() -> dict[str, type[BaseModel]]:
-    return {name: _table_model(s.config_class, f"strategy_{name.replace('-', '_')}", name)
-            for name, s in REGISTRY.items()}
+    """One model per registered strategy (rebuilt when a strategy registers)."""
+    return _strategy_models(tuple(REGISTRY.items()))
+
+
+@functools.cache
+def _strategy_models(registered: tuple[tuple[str, type], ...]) -> dict[str, type[BaseModel]]:
+    return {name: _table_model(s.config_class, f"strategy_{name.replace('-', '_')}", name) for name, s in registered}
 
 
 def _strategy_union() -> Any:
@@ -64,8 +68,12 @@ def _strategy_union() -> Any:
     return Annotated[Union[choices], Discriminator(_strategy_tag)]  # noqa: UP007 (a runtime-built union)
 
 
-@functools.cache
 def document_model(tables: Tables) -> type[BaseModel]:
+    return _document_model(tables, tuple(REGISTRY.items()))
+
+
+@functools.cache
+def _document_model(tables: Tables, registered: tuple[tuple[str, type], ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for section, cls in tables:
         if cls is None:
@@ -109,6 +117,12 @@ def error_line(err: Any) -> str:
 def validate_tables(doc: dict, tables: Tables) -> dict[str, Any]:
     """Each table of doc checked against its dataclass (unknown tables refused); the dataclass instances by table
     name. The first error, naming its key, becomes a ConfigError."""
+    name = doc.get(STRATEGY, {}).get("name") if isinstance(doc.get(STRATEGY), dict) else None
+    if isinstance(name, str):
+        try:
+            strategy_class(name)  # a strategy from another package registers itself on first lookup
+        except ValueError:
+            pass  # named by the validation error below
     try:
         checked = document_model(tables).model_validate(doc).model_dump()
     except ValidationError as e:
@@ -124,6 +138,7 @@ def validate_tables(doc: dict, tables: Tables) -> dict[str, Any]:
 
 def json_schema(tables: Tables) -> dict[str, Any]:
     """The JSON Schema of a file holding these tables; [strategy] is one of the strategies' tables, by its name."""
+    all_strategies()  # the schema lists strategies of installed packages too
     schema = document_model(tables).model_json_schema()
     schema["title"] = "fedseed configuration"
     strategy = schema["properties"].get(STRATEGY)

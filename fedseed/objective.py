@@ -8,6 +8,7 @@ template around the prompt where the tokenizer has one. A prompt opens with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,9 +50,16 @@ class Batch:
     size: int
 
 
+LossFn = Callable[[torch.nn.Module, "Batch"], torch.Tensor]
+
+
 class Objective:
+    """How examples become batches and a loss. `loss_fn(model, batch)`, when given, replaces the built-in loss
+    for training and for eval_loss (accuracy still scores the label words)."""
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, max_length: int = 128,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", loss_fn: LossFn | None = None) -> None:
+        self.loss_fn = loss_fn
         self.tok = tokenizer
         self.max_length = max_length
         self.device = device
@@ -122,6 +130,8 @@ class Objective:
 
     def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss of the batch (cross-entropy over label words, or over answer tokens)."""
+        if self.loss_fn is not None:
+            return self.loss_fn(model, batch)
         if self.classification:
             return F.cross_entropy(self.class_logits(model, batch), batch.labels)
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
@@ -140,8 +150,9 @@ class Objective:
             batch = self.encode(examples[lo:lo + batch_size])
             if self.classification:
                 logits = self.class_logits(model, batch)
-                total_loss += F.cross_entropy(logits, batch.labels, reduction="sum").item()
                 correct += int((logits.argmax(-1) == batch.labels).sum())
+            if self.classification and self.loss_fn is None:
+                total_loss += F.cross_entropy(logits, batch.labels, reduction="sum").item()
             else:
                 total_loss += self.loss(model, batch).item() * batch.size
             n += batch.size

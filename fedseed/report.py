@@ -6,14 +6,23 @@ import json
 import pathlib
 import statistics
 
+from fedseed.records import RecordError, RunSummary, read_rows
+
 
 def load_run(run: str) -> tuple[dict, list[dict]]:
+    """A finished run's summary and round rows, whichever mode wrote them (checked against the record schema)."""
     folder = pathlib.Path(run)
     summary_path, metrics_path = folder / "summary.json", folder / "metrics.jsonl"
     if not summary_path.is_file() or not metrics_path.is_file():
         raise FileNotFoundError(f"{folder} is not a finished run (no summary.json / metrics.jsonl)")
-    rows = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line]
-    return json.loads(summary_path.read_text(encoding="utf-8")), rows
+    try:
+        summary = RunSummary.from_json(json.loads(summary_path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{summary_path}: not JSON ({e})") from None
+    except RecordError as e:
+        raise RecordError(f"{summary_path}: {e}") from None
+    rows = read_rows(metrics_path.read_text(encoding="utf-8"), str(metrics_path))
+    return summary.to_json(), [r.to_json() for r in rows]
 
 
 def metric_key(summary: dict) -> str:
@@ -25,7 +34,9 @@ def report(runs: list[str]) -> dict:
     """Per-run zero-shot and final metric, and the mean and sample std of both and of their difference."""
     loaded = [load_run(r) for r in runs]
     key = metric_key(loaded[0][0])
-    per_run = [{"run": r, "seed": s["seed"], "zero_shot": s["zero_shot"][key], "final": s["final"][key],
+    per_run = [{"run": r, "mode": s["mode"], "seed": s["seed"], "zero_shot": s["zero_shot"][key],
+                "final": s["final"][key],
+                "bytes_per_client_round": s["bytes_up_per_client_round"] + s["bytes_down_per_client_round"],
                 "wall_s": s["wall_s"]} for r, (s, _) in zip(runs, loaded)]
 
     def stats(values: list[float]) -> dict:

@@ -12,7 +12,6 @@ from fedseed.report import load_run, metric_key
 METHOD_NAMES = {"fedkseed": "FedKSeed", "fedkseed-pro": "FedKSeed-Pro", "ferret": "Ferret",
                 "onebyte": "one-byte SPSA", "fedavg": "FedAvg (first order)", "mezo": "MeZO (centralized)"}
 ORDER = list(METHOD_NAMES)
-CENTRALIZED = {"mezo"}
 METRIC_NAMES = {"eval_accuracy": "accuracy (%)", "eval_rougeL": "Rouge-L (%)", "eval_loss": "eval loss"}
 
 
@@ -47,9 +46,9 @@ def setting_table(runs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         per = s["bytes_up_per_client_round"] + s["bytes_down_per_client_round"]
         ratio = f"{fedavg['bytes_total'] / s['bytes_total']:,.0f}×" if fedavg and s["bytes_total"] else "–"
         per_text, total_text = fmt_bytes(per), fmt_bytes(s["bytes_total"])
-        if s["strategy"] in CENTRALIZED:  # one party: nothing is exchanged (its log entry is not traffic)
+        if not s["bytes_total"]:  # one party trained alone: nothing travelled
             per_text, total_text, ratio = "– (no communication)", "–", "–"
-        rss = max([s["peak_rss_mib"], *s.get("workers_peak_rss_mib", [])])
+        rss = max([s.get("peak_rss_mib") or 0.0, *s.get("workers_peak_rss_mib", [])])
         lines.append(f"| {METHOD_NAMES.get(s['strategy'], s['strategy'])} | {s['num_clients']} "
                      f"({s['clients_per_round']}) | {s['rounds']} | {zero:.2f} | **{final:.2f}** | {final - zero:+.2f} "
                      f"| {per_text} | {total_text} | {ratio} | {s['wall_s'] / 60:.1f} min "
@@ -70,7 +69,7 @@ def plot_setting(runs: list[tuple[str, dict, list[dict]]], path: pathlib.Path, t
         pts = [(r["round"], max(c, 1), scaled(key, r[key])) for r, c in zip(rows, cum) if key in r]
         label = METHOD_NAMES.get(s["strategy"], s["strategy"])
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
-        if s["strategy"] not in CENTRALIZED:
+        if s["bytes_total"]:  # a run that sent nothing has no bytes axis
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=label)
     axes[0].set_xlabel("round")
     axes[1].set_xlabel("cumulative bytes, all clients, up + down (log)")

@@ -4,6 +4,7 @@ scalars, metrics and checksum. Base weights + the ordered log reproduce any roun
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import sqlite3
@@ -15,12 +16,13 @@ import numpy as np
 from fedseed.directions import coef_to_int
 from fedseed.strategies.base import ClientResult, GlobalUpdate
 
+LOG_VERSION = 1  # PRAGMA user_version of a log this fedseed writes; 0 is the unversioned layout before it
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY, kind TEXT NOT NULL, seeds BLOB NOT NULL, coefs BLOB NOT NULL,
     starts BLOB, stops BLOB, pool_indices BLOB, dense BLOB,
-    checksum TEXT NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL);
+    checksum TEXT NOT NULL, metrics TEXT NOT NULL, created REAL NOT NULL, strategy_state BLOB);
 CREATE TABLE IF NOT EXISTS client_updates (
     round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL, payload BLOB NOT NULL,
     train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
@@ -31,6 +33,27 @@ CREATE TABLE IF NOT EXISTS dropped (
     round INTEGER NOT NULL, client INTEGER NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (round, client));
 """
+# version 0 -> 1: strategy state saved with every round, results dropped at close kept with their reason
+MIGRATIONS = {0: ["ALTER TABLE rounds ADD COLUMN strategy_state BLOB",
+                  "CREATE TABLE IF NOT EXISTS dropped (round INTEGER NOT NULL, client INTEGER NOT NULL, "
+                  "reason TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (round, client))"]}
+RESULT_COLUMNS = "round, client, num_samples, payload, train_loss, skipped"
+
+
+def pack_state(state: dict[str, np.ndarray]) -> bytes | None:
+    """Strategy state as an .npz archive (arrays only, never pickled objects)."""
+    if not state:
+        return None
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in state.items()})
+    return buf.getvalue()
+
+
+def unpack_state(blob: bytes | None) -> dict[str, np.ndarray]:
+    if not blob:
+        return {}
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _blob(a: np.ndarray | None, dtype: str) -> bytes | None:
@@ -45,9 +68,28 @@ class RoundLog:
     def __init__(self, path: str | pathlib.Path) -> None:
         self.path = pathlib.Path(path)
         self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Create a new log, bring an older one to LOG_VERSION, or refuse a newer one by name."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > LOG_VERSION:
+            raise ValueError(f"round log {self.path} has format version {version}, newer than this fedseed's "
+                             f"{LOG_VERSION}: upgrade fedseed to read it")
+        with self.db:
+            if "rounds" in tables:
+                for v in range(version, LOG_VERSION):
+                    for statement in MIGRATIONS[v]:
+                        self.db.execute(statement)
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version = {LOG_VERSION}")
 
     @staticmethod
     def open_existing(path: str | pathlib.Path) -> RoundLog:
@@ -82,18 +124,21 @@ class RoundLog:
         row = self.db.execute("SELECT MAX(round) FROM rounds").fetchone()
         return int(row[0] or 0)
 
-    def append(self, update: GlobalUpdate, results: list[ClientResult], checksum: str, metrics: dict) -> None:
-        """Write one round atomically; rounds must arrive in order."""
+    def append(self, update: GlobalUpdate, results: list[ClientResult], checksum: str, metrics: dict,
+               strategy_state: dict[str, np.ndarray] | None = None) -> None:
+        """Write one round atomically (with the strategy's state after it); rounds must arrive in order."""
         if update.round != self.last_round() + 1:
             raise ValueError(f"round {update.round} does not follow logged round {self.last_round()}")
         with self.db:
             self.db.execute(
-                "INSERT INTO rounds VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO rounds (round, kind, seeds, coefs, starts, stops, pool_indices, dense, checksum, "
+                "metrics, created, strategy_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (update.round, update.kind, _blob(update.seeds, "<i8"), _blob(update.coefs, "<f4"),
                  _blob(update.starts, "<i8"), _blob(update.stops, "<i8"), _blob(update.pool_indices, "<i8"),
-                 _blob(update.dense, "<f4"), checksum, json.dumps(metrics), time.time()))
+                 _blob(update.dense, "<f4"), checksum, json.dumps(metrics), time.time(),
+                 pack_state(strategy_state or {})))
             self.db.executemany(
-                "INSERT INTO client_updates VALUES (?,?,?,?,?,?)",
+                f"INSERT INTO client_updates ({RESULT_COLUMNS}) VALUES (?,?,?,?,?,?)",
                 [(r.round, r.client, r.num_samples, r.payload, r.train_loss, r.skipped_steps) for r in results])
             self.db.execute("DELETE FROM pending WHERE round <= ?", (update.round,))
 
@@ -105,7 +150,7 @@ class RoundLog:
     def add_pending(self, result: ClientResult) -> None:
         """Keep an accepted client result of the open round, so a restarted coordinator loses nothing."""
         with self.db:
-            self.db.execute("INSERT INTO pending VALUES (?,?,?,?,?,?)", (
+            self.db.execute(f"INSERT INTO pending ({RESULT_COLUMNS}) VALUES (?,?,?,?,?,?)", (
                 result.round, result.client, result.num_samples, result.payload, result.train_loss,
                 result.skipped_steps))
 
@@ -113,7 +158,8 @@ class RoundLog:
         """An accepted result that could not join its round after all: gone from pending, kept with the reason."""
         with self.db:
             self.db.execute("DELETE FROM pending WHERE round = ? AND client = ?", (round_idx, client))
-            self.db.execute("INSERT OR REPLACE INTO dropped VALUES (?,?,?,?)", (round_idx, client, reason, time.time()))
+            self.db.execute("INSERT OR REPLACE INTO dropped (round, client, reason, created) VALUES (?,?,?,?)",
+                            (round_idx, client, reason, time.time()))
 
     def dropped(self, round_idx: int) -> dict[int, str]:
         rows = self.db.execute("SELECT client, reason FROM dropped WHERE round = ?", (round_idx,)).fetchall()
@@ -142,6 +188,13 @@ class RoundLog:
         if row is None:
             raise KeyError(f"round {round_idx} is not in the log (last: {self.last_round()})")
         return row[0]
+
+    def strategy_state(self, round_idx: int) -> dict[str, np.ndarray] | None:
+        """The strategy's state after round_idx (None: a log from before states were saved)."""
+        row = self.db.execute("SELECT strategy_state, round FROM rounds WHERE round = ?", (round_idx,)).fetchone()
+        if row is None:
+            raise KeyError(f"round {round_idx} is not in the log (last: {self.last_round()})")
+        return unpack_state(row[0]) if row[0] is not None else None
 
     def metrics(self) -> list[dict]:
         return [json.loads(m) for (m,) in self.db.execute("SELECT metrics FROM rounds ORDER BY round")]

@@ -1,9 +1,11 @@
-"""`fedseed inspect RUN`: a run's rounds at a glance -- who took part, bytes each way, metrics, checksums."""
+"""`fedseed inspect RUN`: a run's rounds at a glance -- who took part, who did not and why, bytes each way,
+metrics, checksums -- for any run's log (simulated or federated)."""
 
 from __future__ import annotations
 
 import json
 
+from fedseed.records import RoundRecord
 from fedseed.roundlog import RoundLog
 
 
@@ -12,25 +14,19 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     try:
         header = (f"run {run}: strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, "
                   f"{log.last_round()} rounds, layout {log.meta('fingerprint')[:16]}…")
-        rows = []
-        for m in log.metrics():
-            r = m["round"]
-            clients = [res.client for res in log.client_results(r)]
-            rows.append({"round": r, "clients": clients, "dropped": m.get("dropped", []),
-                         "bytes_up": m.get("bytes_up"), "bytes_down": m.get("bytes_down"),
-                         "bytes_per_client": m.get("bytes_per_client"), "train_loss": m.get("train_loss"),
-                         **{k: v for k, v in m.items() if k.startswith("eval_")}, "checksum": log.checksum(r)})
+        records = [RoundRecord.from_json(m) for m in log.metrics()]
+        checksums = {r.round: log.checksum(r.round) for r in records}  # a log-only coordinator learns them later
     finally:
         log.close()
     if as_json:
-        return "\n".join(json.dumps(r) for r in rows)
+        return "\n".join(json.dumps(r.to_json() | {"checksum": checksums[r.round]}) for r in records)
     lines = [header, f"{'round':>5} {'clients':<24} {'dropped':<10} {'up B':>9} {'down B':>9} {'B/client':>9} "
                      f"{'loss':>8} {'eval':>8}  checksum"]
-    for r in rows:
-        loss = "-" if r["train_loss"] is None else f"{r['train_loss']:.4f}"
-        ev = r.get("eval_accuracy", r.get("eval_loss"))
-        lines.append(f"{r['round']:>5} {','.join(map(str, r['clients'])):<24} "
-                     f"{','.join(map(str, r['dropped'])) or '-':<10} {r['bytes_up'] or 0:>9} {r['bytes_down'] or 0:>9} "
-                     f"{r['bytes_per_client'] or 0:>9} {loss:>8} {'-' if ev is None else f'{ev:.4f}':>8}  "
-                     f"{r['checksum'] or '(not yet known)'}")
+    for r in records:
+        loss = "-" if r.train_loss is None else f"{r.train_loss:.4f}"
+        ev = r.evals.get("eval_accuracy", r.evals.get("eval_loss"))
+        lines.append(f"{r.round:>5} {','.join(map(str, r.reported)):<24} {','.join(map(str, r.dropped)) or '-':<10} "
+                     f"{r.bytes_up:>9} {r.bytes_down:>9} {r.bytes_per_client:>9.0f} {loss:>8} "
+                     f"{'-' if ev is None else f'{ev:.4f}':>8}  {checksums[r.round] or '(not yet known)'}")
+        lines += [f"{'':>5}   client {c} not in the round: {why}" for c, why in r.why_dropped.items()]
     return "\n".join(lines)

@@ -18,6 +18,8 @@ from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strat
 from fedseed.v1 import coordinator_pb2 as pb
 
 CHECKSUM_BYTES = 16
+SIZED_CHECKSUM = "00" * CHECKSUM_BYTES  # stands in for a checksum where only a message's size matters
+TYPICAL_DEADLINE_MS = 1 << 40  # an instant in ms between 2004 and 2039: its varint is 6 bytes, like a real one
 
 
 def checksum_bytes(hex_digest: str) -> bytes:
@@ -47,6 +49,49 @@ def coefficients(update: GlobalUpdate, checksum: str) -> pb.GlobalUpdate:
     return msg
 
 
+def round_form(update: GlobalUpdate, results: list[ClientResult], lr: float, checksum: str,
+               relayable: bool) -> pb.GlobalUpdate:
+    """A logged round as every party is sent it: the clients' relayed scalars when the strategy allows it and
+    that is smaller (small rounds), else the coefficient form."""
+    msg = coefficients(update, checksum)
+    if relayable:
+        relay = relayed(update.round, lr, results, checksum)
+        msg = relay if relay.ByteSize() <= msg.ByteSize() else msg
+    return msg
+
+
+def without_own(msg: pb.GlobalUpdate, client: int) -> pb.GlobalUpdate:
+    """A relayed round as sent to a client that holds its own result: that result is left out."""
+    own = next((i for i, r in enumerate(msg.results) if r.client == client), None)
+    if own is None:
+        return msg
+    out = pb.GlobalUpdate()
+    out.CopyFrom(msg)
+    del out.results[own]
+    out.own_result_omitted = True
+    return out
+
+
+def round_task(plan: RoundPlan, broadcast: bytes, state_checksum: str,
+               deadline_ms: int = TYPICAL_DEADLINE_MS) -> pb.Task:
+    """The task that gives a client its round."""
+    return pb.Task(round=pb.RoundTask(round=plan.round, lr=plan.lr, broadcast=broadcast, deadline_ms=deadline_ms,
+                                      state_checksum=checksum_bytes(state_checksum)))
+
+
+def dense_form(update: GlobalUpdate, checksum: str) -> pb.GlobalUpdate:
+    """What a dense update (the first-order baseline, simulation only) would take in the coefficient field."""
+    return pb.GlobalUpdate(round=update.round, kind=update.kind, coefs=update.dense.astype("<f4").tobytes(),
+                           checksum=checksum_bytes(checksum))
+
+
+def update_request(result: ClientResult, start_checksum: str) -> pb.UpdateRequest:
+    """A client's result as it submits it (the signature is added by the session)."""
+    return pb.UpdateRequest(round=result.round, payload=result.payload, num_samples=result.num_samples,
+                            start_checksum=checksum_bytes(start_checksum), train_loss=result.train_loss,
+                            skipped_steps=result.skipped_steps)
+
+
 def merged(updates: list[GlobalUpdate], checksum: str, pool: np.ndarray | None) -> pb.GlobalUpdate:
     """Rounds first..last as one update of per-(seed, range) integer sums; at most K entries for FedKSeed."""
     kind, items = merged_seed_coefs(updates)
@@ -66,7 +111,7 @@ def merged(updates: list[GlobalUpdate], checksum: str, pool: np.ndarray | None) 
 
 def _seeds(msg: pb.GlobalUpdate, strategy: Strategy, n: int) -> np.ndarray:
     if len(msg.pool_indices):
-        pool = getattr(strategy, "pool", None)
+        pool = strategy.seed_pool()
         if pool is None:
             raise ValueError(f"strategy {strategy.name} has no seed pool for pool indices")
         idx = np.asarray(msg.pool_indices, np.int64)

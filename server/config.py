@@ -13,7 +13,7 @@ from fedseed.transport import is_loopback
 @dataclass
 class ServerSection:
     address: str = "127.0.0.1:50051"  # port 0: any free port, written to <out>/server.port
-    out: str = "runs/server"  # log.sqlite, metrics.jsonl, summary.json
+    out: str = "runs/server"  # log.sqlite, metrics.jsonl, summary.json (relative to the file when set)
     clients: str = ""  # allow-list JSON from `fedseed certs --clients` ({"clients": [{id, public_key, index}]})
     tls_cert: str = ""  # server certificate + key (PEM); required outside loopback unless insecure
     tls_key: str = ""
@@ -74,5 +74,7 @@ def load_server_config(path: str, overrides: list[str] | None = None) -> tuple[C
         value = getattr(sec, key)
         if value and not pathlib.Path(value).is_absolute() and (base / value).exists():
             setattr(sec, key, str(base / value))
+    if "out" in doc.get("server", {}) and not pathlib.Path(sec.out).is_absolute():
+        sec.out = str(base / sec.out)  # a folder the file names is relative to the file too
     validate_server(sec, cfg)
     return cfg, sec

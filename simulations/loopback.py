@@ -19,23 +19,22 @@ STARTUP_S = 300.0
 
 def write_configs(config: str, overrides: list[str], out: pathlib.Path,
                   port: int = 0) -> tuple[int, pathlib.Path, list[pathlib.Path]]:
-    """server.toml (the run's tables + [server]) and one client TOML per client under out. Key and allow-list
-    paths are written relative to the file that names them (as both readers resolve them); output folders,
-    which the readers take relative to the working directory, are written as given."""
+    """server.toml (the run's tables + [server]) and one client TOML per client under out, every path in them
+    relative to the file (as both readers resolve them)."""
     doc = load_document(config, overrides)
     cfg = build_config(doc)
     n = cfg.federation.num_clients
     names = [f"c{i}" for i in range(n)]
     create_client_keys(out / "keys", names)
     server = dict(doc.get("server", {}))
-    server.update(address=f"127.0.0.1:{port}", out=str(out / "server"), clients="keys/allow_list.json")
+    server.update(address=f"127.0.0.1:{port}", out="server", clients="keys/allow_list.json")
     client = dict(doc.get("client", {}))  # the config's own [client] settings apply to every client
     doc = {k: v for k, v in doc.items() if k not in ("server", "client")} | {"server": server}
     server_toml = out / "server.toml"
     server_toml.write_text(dump_toml(doc), encoding="utf-8")
     client_tomls = []
     for name in names:
-        table = client | {"id": name, "key": f"keys/{name}.ed25519", "out": str(out / f"client-{name}")}
+        table = client | {"id": name, "key": f"keys/{name}.ed25519", "out": f"client-{name}"}
         path = out / f"client-{name}.toml"
         path.write_text(dump_toml({"client": table}), encoding="utf-8")
         client_tomls.append(path)

@@ -10,7 +10,7 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.simulations.backends.base import local_results
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
-from fedseed.strategies.base import LocalContext, StrategyConfig
+from fedseed.strategies.base import LocalContext, RunSetup, StrategyConfig
 
 DIM = 64
 
@@ -51,14 +51,15 @@ class Problem:
         update = strategy.aggregate(plan, results)
         strategy.observe(plan, results)
         strategy.apply(self.state, update)
-        return {"round": r, "clients": len(results), "bytes_up": sum(x.wire_bytes for x in results)}, update, results
+        row = {"round": r, "clients": len(results), "payload_bytes": sum(len(x.payload) for x in results)}
+        return row, update, results
 
     def error(self) -> float:
         return float(torch.linalg.vector_norm(self.model.weight.detach()[0] - self.w_star) /
                      torch.linalg.vector_norm(self.w_star))
 
     def run(self, cfg: StrategyConfig, rounds: int, clients: list[int] | None = None, seed: int = 7):
-        strategy = build_strategy(cfg, seed, rounds, len(self.data), self.layout)
+        strategy = build_strategy(cfg).setup(RunSetup(seed, rounds, len(self.data), self.layout))
         out = []
         for r in range(1, rounds + 1):
             out.append(self.round(strategy, r, clients or list(range(len(self.data)))))

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
+from fedseed import federation
 from fedseed.cli import main
 from fedseed.config import load_config
-from fedseed.simulations import engine, federation
+from fedseed.simulations import engine
 from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
@@ -27,9 +28,11 @@ def inline_run(tmp_path_factory):
 def test_inline_run_exercises_every_knob(inline_run):
     summary, out = inline_run
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][1:]
-    assert summary["clients_per_round"] == 6 and all(r["sampled"] == 6 for r in rows)
-    assert sum(len(r["dropped"]) for r in rows) >= 1 and sum(len(r["late"]) for r in rows) >= 1
-    assert all(r["clients"] == 6 - len(r["dropped"]) - len(r["late"]) for r in rows)
+    assert summary["clients_per_round"] == 6 and all(r["planned"] == 6 for r in rows)
+    assert sum(len(r["dropped"]) for r in rows) > sum(len(r["late"]) for r in rows) >= 1  # some drop out, some late
+    assert all(r["clients"] == 6 - len(r["dropped"]) and set(r["late"]) <= set(r["dropped"]) for r in rows)
+    reasons = {why.split(":")[0].split(" (")[0] for r in rows for why in r["why_dropped"].values()}
+    assert reasons == {"dropped out", "late"}
     assert len({r["checksum"] for r in rows}) == 4
     assert summary["workers_checksums"] == []  # inline: the driver is the only model
 
@@ -62,15 +65,15 @@ def test_ray_cluster_without_a_cpu_per_actor_is_refused_before_anything_is_writt
 
 @pytest.mark.federation
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    """FedKSeed-Pro, so its importance statistics must be replayed too."""
+    """FedKSeed-Pro, so its importance statistics must come back from the log too."""
     overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager", "model.threads=1"]
     whole = simulate(load_config(SMOKE, overrides), str(tmp_path / "whole"), progress=False)
     real_round = engine.driver_round
 
-    def crash_at_round_3(fed, backend, r):
+    def crash_at_round_3(machine, fed, backend, r):
         if r == 3:
             raise KeyboardInterrupt
-        return real_round(fed, backend, r)
+        return real_round(machine, fed, backend, r)
 
     monkeypatch.setattr(engine, "driver_round", crash_at_round_3)
     with pytest.raises(KeyboardInterrupt):

@@ -51,10 +51,15 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     ("[nosuch]\nkey = 1", "unknown config section 'nosuch'"),
 ])
 def test_simulate_refuses_wrong_key_type_or_element(tmp_path, capsys, body, line):
+    refused_with(tmp_path, capsys, [config_file(tmp_path, body)], line)
+
+
+def refused_with(tmp_path, capsys, args: list[str], line: str) -> None:
+    """`fedseed simulate ARGS` exits 2 with exactly this one error line and writes nothing."""
     out = tmp_path / "out"
-    assert main(["simulate", config_file(tmp_path, body), "--out", str(out), "--quiet"]) == 2
+    assert main(["simulate", *args, "--out", str(out), "--quiet"]) == 2
     assert one_error_line(capsys) == f"fedseed: error: {line}"
-    assert not out.exists()  # nothing was written
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("body,line", [
@@ -63,10 +68,7 @@ def test_simulate_refuses_wrong_key_type_or_element(tmp_path, capsys, body, line
     ("[strategy]\nsamples_per_step = 1.0", "config key 'strategy.samples_per_step' must be int, got float (1.0)"),
 ])
 def test_nested_lists_of_the_chosen_strategy_are_checked(tmp_path, capsys, body, line):
-    out = tmp_path / "out"
-    assert main(["simulate", config_file(tmp_path, body, base=ONEBYTE), "--out", str(out), "--quiet"]) == 2
-    assert one_error_line(capsys) == f"fedseed: error: {line}"
-    assert not out.exists()
+    refused_with(tmp_path, capsys, [config_file(tmp_path, body, base=ONEBYTE)], line)
 
 
 @pytest.mark.parametrize("override,line", [
@@ -75,10 +77,7 @@ def test_nested_lists_of_the_chosen_strategy_are_checked(tmp_path, capsys, body,
     ('strategy.lr="fast"', "config key 'strategy.lr' must be float, got str ('fast')"),
 ])
 def test_set_overrides_are_checked_the_same_way(tmp_path, capsys, override, line):
-    out = tmp_path / "out"
-    assert main(["simulate", str(SMOKE), "--set", override, "--out", str(out), "--quiet"]) == 2
-    assert one_error_line(capsys) == f"fedseed: error: {line}"
-    assert not out.exists()
+    refused_with(tmp_path, capsys, [str(SMOKE), "--set", override], line)
 
 
 def test_several_errors_still_give_one_line_naming_the_first(tmp_path, capsys):

@@ -11,7 +11,7 @@ from fedseed.client.config import ClientSection
 from fedseed.client.edge import EdgeClient, ForkError
 from fedseed.codecs import encode
 from fedseed.config import load_config
-from fedseed.simulations.federation import build_federation
+from fedseed.federation import build_federation
 from fedseed.strategies.base import ClientResult, RoundPlan
 from fedseed.v1 import coordinator_pb2 as pb
 

@@ -8,6 +8,7 @@ import torch
 from convex import Problem
 
 from fedseed import codecs
+from fedseed.strategies.base import RunSetup
 from fedseed.strategies.ferret import Ferret, FerretConfig, blocks_of
 
 
@@ -15,7 +16,7 @@ from fedseed.strategies.ferret import Ferret, FerretConfig, blocks_of
 def test_ferret_reconstruction_is_unbiased(kind):
     p = Problem(num_clients=1)
     cfg = FerretConfig(name="ferret", lr=0.05, local_steps=3, num_bases=64, server_lr=1.0, direction=kind)
-    strategy = Ferret(cfg, 1, 1, 1, layout=p.layout)
+    strategy = Ferret(cfg).setup(RunSetup(1, 1, 1, p.layout))
     base = p.state.w.clone().double()
     recs = []
     for r in range(1, 201):

@@ -11,15 +11,17 @@ import time
 
 import grpc
 import numpy as np
+import pytest
 from federation import LiveFederation
 from inprocess import Caller
 
 from fedseed.auth import load_private_key
 from fedseed.config import load_config
+from fedseed.federation import build_federation
 from fedseed.replay import materialize_round
 from fedseed.rng_spec import SPEC_VERSION
+from fedseed.round_machine import ResultRefused, RoundMachine
 from fedseed.roundlog import RoundLog
-from fedseed.server.model_host import ModelHost
 from fedseed.strategies.base import ClientResult
 from fedseed.transport import method_path
 from fedseed.v1 import coordinator_pb2 as pb
@@ -51,6 +53,7 @@ def round_task(call: Caller) -> pb.RoundTask:
     raise AssertionError("client 2 was never given round 1")
 
 
+@pytest.mark.federation
 def test_unaggregable_result_refused_and_dropped_at_close_across_kill9(tmp_path):
     fed = LiveFederation(CONFIG, OVERRIDES, tmp_path / "net")
     beating = threading.Event()
@@ -106,14 +109,24 @@ def test_unaggregable_result_refused_and_dropped_at_close_across_kill9(tmp_path)
     assert "reopened round 1" in server_log and "client 2's result dropped" in server_log
 
 
-def test_close_keeps_every_result_the_round_can_aggregate():
+def test_close_keeps_every_result_the_round_can_aggregate(tmp_path):
     cfg = load_config(CONFIG, OVERRIDES[:4])
-    host = ModelHost(cfg, hold_model=True)
-    plan = host.strategy.configure_round(1, [0, 1, 2])
-    good = [ClientResult(1, c, np.full(4, 0.5, "<f4").tobytes(), 10, 0.7) for c in (0, 2)]
-    bad = ClientResult(1, 1, np.full(4, BAD, "<f4").tobytes(), 1 << 30, 0.7)  # its weight dominates
-    kept, dropped, closed = host.close_admissible(plan, [good[0], bad, good[1]], last=False)
-    assert [r.client for r in kept] == [0, 2] and list(dropped) == [1] and "beyond the bound" in dropped[1]
-    expected = host.strategy.aggregate(plan, good)
-    assert np.array_equal(closed[0].coefs, expected.coefs) and np.array_equal(closed[0].seeds, expected.seeds)
-    assert host.close_admissible(plan, [bad], last=False)[2] is None  # nothing left: the round is drawn again
+    fed = build_federation(cfg)
+    with RoundLog(tmp_path / "log.sqlite") as log:
+        machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate)
+        plan = machine.draw(1, [0, 1, 2])
+        good = [ClientResult(1, c, np.full(4, 0.5, "<f4").tobytes(), 10, 0.7) for c in (0, 2)]
+        bad = ClientResult(1, 1, np.full(4, BAD, "<f4").tobytes(), 1 << 30, 0.7)  # its weight dominates
+        with pytest.raises(ResultRefused, match="beyond the bound 1.0"):
+            machine.check(plan, bad)
+        before = fed.state.checksum()
+        assert machine.close(plan, [bad]).update is None and fed.state.checksum() == before  # nothing changed
+        closed = machine.close(plan, [good[0], bad, good[1]])
+        assert [r.client for r in closed.results] == [0, 2] and list(closed.refused) == [1]
+        assert "beyond the bound" in closed.refused[1]
+        expected = fed.strategy.aggregate(plan, good)
+        assert np.array_equal(closed.update.coefs, expected.coefs) and np.array_equal(closed.update.seeds,
+                                                                                      expected.seeds)
+        assert closed.checksum == fed.state.checksum() != before
+        record = machine.record(closed, 1.0)
+        assert record.why_dropped == {"1": closed.refused[1]} and record.reported == [0, 2]

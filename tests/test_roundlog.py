@@ -3,15 +3,18 @@ catches up bit-identically, and an exported checkpoint loads and scores like the
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 import torch
 
+from fedseed import wire
+from fedseed.cli import main
 from fedseed.config import load_config
+from fedseed.federation import build_federation
 from fedseed.replay import catch_up, export_checkpoint, materialize_round, open_state
 from fedseed.roundlog import RoundLog
 from fedseed.simulations.engine import simulate
-from fedseed.simulations.federation import build_federation
 
 SMOKE = "simulations/smoke.toml"
 
@@ -28,9 +31,14 @@ def test_outputs_written(smoke_run):
     out, summary = smoke_run
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == list(range(7))
-    for r in rows[1:]:
-        assert {"round", "clients", "train_loss", "bytes_up", "bytes_down", "wall_s", "checksum"} <= r.keys()
-        assert r["bytes_up"] == 3 * (16 + 4)  # 3 clients, 4 one-byte scalars each + header
+    with RoundLog.open_existing(out) as log:
+        for r in rows[1:]:
+            assert {"round", "clients", "train_loss", "bytes_up", "bytes_down", "wall_s", "checksum"} <= r.keys()
+            # the serialized UpdateRequests of the round's 3 clients: 4 one-byte scalars and a few fields each
+            results = log.client_results(r["round"])
+            assert [len(x.payload) for x in results] == [4, 4, 4]
+            assert r["bytes_up"] == sum(wire.update_request(x, wire.SIZED_CHECKSUM).ByteSize() for x in results)
+            assert r["bytes_up"] <= 3 * 36
     assert "eval_accuracy" in rows[-1] and (out / "curves.png").stat().st_size > 1000
     assert summary["final_checksum"] == rows[-1]["checksum"]
 
@@ -81,7 +89,6 @@ def test_export_loads_and_scores_like_simulation(smoke_run, tmp_path, capsys):
     metrics = fed.objective.evaluate(model, fed.eval_examples)
     assert metrics["eval_accuracy"] == summary["final"]["eval_accuracy"]
     assert metrics["eval_loss"] == pytest.approx(summary["final"]["eval_loss"], rel=1e-6)
-    from fedseed.cli import main
 
     assert main(["evaluate", SMOKE, "--checkpoint", str(target)]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -96,3 +103,40 @@ def test_rounds_must_be_in_order(smoke_run):
         log.append(u, [], "x", {})
     assert log.last_round() == 6
     log.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE rounds (round INTEGER PRIMARY KEY, kind TEXT NOT NULL, seeds BLOB NOT NULL, coefs BLOB NOT NULL,
+    starts BLOB, stops BLOB, pool_indices BLOB, dense BLOB, checksum TEXT NOT NULL, metrics TEXT NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE client_updates (round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL,
+    payload BLOB NOT NULL, train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
+CREATE TABLE pending (round INTEGER NOT NULL, client INTEGER NOT NULL, num_samples INTEGER NOT NULL,
+    payload BLOB NOT NULL, train_loss REAL, skipped INTEGER NOT NULL, PRIMARY KEY (round, client));
+"""
+
+
+def test_an_older_log_is_migrated_and_its_records_refused_by_name(tmp_path, capsys):
+    db = sqlite3.connect(tmp_path / "log.sqlite")
+    db.executescript(OLD_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('strategy', '\"fedkseed\"'), ('spec_version', '\"fedseed-rng-v1\"'), "
+               "('fingerprint', '\"ab\"')")
+    db.execute("INSERT INTO rounds VALUES (1, 'rademacher', x'', x'', NULL, NULL, NULL, NULL, 'c0ffee', ?, 0)",
+               (json.dumps({"round": 1, "clients": 3, "sampled": 3, "bytes_up": 60, "bytes_down": 90}),))
+    db.commit()
+    db.close()
+    with RoundLog(tmp_path / "log.sqlite") as log:  # opening migrates the layout
+        assert log.db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert log.strategy_state(1) is None and log.dropped(1) == {}
+        assert log.update(1).round == 1 and log.checksum(1) == "c0ffee"
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "record schema 0, written by an older fedseed" in capsys.readouterr().err
+
+
+def test_a_newer_log_is_refused_by_name(tmp_path):
+    db = sqlite3.connect(tmp_path / "log.sqlite")
+    db.execute("PRAGMA user_version = 7")
+    db.close()
+    with pytest.raises(ValueError, match="format version 7, newer than this fedseed's 1"):
+        RoundLog(tmp_path / "log.sqlite")

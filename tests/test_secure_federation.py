@@ -8,7 +8,7 @@ from inprocess import ServerThread
 from fedseed.cli import main
 from fedseed.client.config import ClientSection
 from fedseed.client.edge import EdgeClient
-from fedseed.client.session import Session, open_channel
+from fedseed.client.session import CoordinatorUnreachable, Session, open_channel
 from fedseed.config import ConfigError, dump_toml, load_document
 from fedseed.server.config import load_server_config
 from fedseed.v1 import coordinator_pb2 as pb
@@ -41,6 +41,9 @@ def refused(target: str, sec: ClientSection) -> grpc.StatusCode:
         session.call("Join", pb.JoinRequest(), timeout=10)
     except grpc.RpcError as e:
         return e.code()
+    except CoordinatorUnreachable as e:  # retried for the client's whole reconnect window
+        assert "TLS certificate" in str(e)
+        return e.code
     finally:
         session.close()
     return grpc.StatusCode.OK

@@ -5,9 +5,9 @@ import pytest
 import torch
 from convex import Problem, rel_err
 
-from fedseed.strategies.base import StrategyConfig
+from fedseed.strategies.base import RunSetup, StrategyConfig
 from fedseed.strategies.fedkseed import FedKSeed, FedKSeedConfig
-from fedseed.strategies.fedkseed_pro import FedKSeedProConfig
+from fedseed.strategies.fedkseed_pro import FedKSeedPro, FedKSeedProConfig
 from fedseed.strategies.ferret import FerretConfig
 from fedseed.strategies.onebyte import OneByteConfig
 
@@ -30,8 +30,7 @@ def test_strategy_reaches_optimum(cfg, rounds, tol):
 def test_fedkseed_update_is_weighted_average_of_local_updates():
     p = Problem(num_clients=3, per_client=40)
     p.data[1] = (p.data[1][0][:10], p.data[1][1][:10])  # unequal data sizes, so weights matter
-    cfg = FedKSeedConfig(lr=0.01, eps=1e-3, local_steps=15, num_seeds=64)
-    strategy = FedKSeed(cfg, 5, 1, 3)
+    strategy = FedKSeed(lr=0.01, eps=1e-3, local_steps=15, num_seeds=64).setup(RunSetup(5, 1, 3, p.layout))
     plan = strategy.configure_round(1, [0, 1, 2])
     start = p.state.w.clone().double()
     results, local = [], []
@@ -50,8 +49,7 @@ def test_fedkseed_update_is_weighted_average_of_local_updates():
 
 def test_fedkseed_pro_probabilities_follow_importance():
     cfg = FedKSeedProConfig(name="fedkseed-pro", num_seeds=4)
-    from fedseed.strategies.fedkseed_pro import FedKSeedPro
-    s = FedKSeedPro(cfg, 0, 1, 1)
+    s = FedKSeedPro(cfg).setup(RunSetup(0, 1, 1, Problem(num_clients=1).layout))
     assert np.allclose(s.probabilities(), 0.25)
     s.abs_sum[:] = [0.0, 1.0, 2.0, 3.0]
     p = s.probabilities()
@@ -67,12 +65,12 @@ def test_onebyte_join_and_leave():
     _, rounds = p.run(cfg, 6)
     active = [m["clients"] for m, _, _ in rounds]
     assert active == [3, 3, 4, 3, 3, 3]
-    assert all(m["bytes_up"] == m["clients"] * (16 + 2) for m, _, _ in rounds)  # one byte per scalar
+    assert all(m["payload_bytes"] == m["clients"] * 2 for m, _, _ in rounds)  # one byte per scalar
 
 
 def test_bad_payload_is_refused():
     p = Problem(num_clients=2)
-    strategy = FedKSeed(FedKSeedConfig(local_steps=3, num_seeds=8), 0, 1, 2)
+    strategy = FedKSeed(FedKSeedConfig(local_steps=3, num_seeds=8)).setup(RunSetup(0, 1, 2, p.layout))
     plan = strategy.configure_round(1, [0, 1])
     res = strategy.local_work(p.context(1, 0), plan, 0)
     res.payload = res.payload[:-4]

@@ -12,6 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,11 +20,10 @@ import torch
 from fedseed import rng_spec
 from fedseed.codecs import check_codec, encode
 from fedseed.directions import coef_to_int
+from fedseed.layout import Layout
 from fedseed.objective import Batch, Objective
 from fedseed.state import FlatState
 from fedseed.zo import spsa_scalar
-
-HEADER_BYTES = 16  # round, client/flags and lengths: the fixed part of every message
 
 
 @dataclass
@@ -62,7 +62,6 @@ class RoundPlan:
     clients: list[int]
     lr: float
     broadcast: dict = field(default_factory=dict)  # strategy-specific arrays every client receives
-    broadcast_bytes: int = 0
     steps: dict = field(default_factory=dict)  # client -> local steps where a simulation makes them differ
 
     def local_steps(self, client: int, default: int) -> int:
@@ -77,10 +76,6 @@ class ClientResult:
     num_samples: int
     train_loss: float
     skipped_steps: int = 0
-
-    @property
-    def wire_bytes(self) -> int:
-        return HEADER_BYTES + len(self.payload)
 
 
 @dataclass
@@ -98,15 +93,6 @@ class GlobalUpdate:
 
     def coef_ints(self) -> np.ndarray:
         return np.asarray([coef_to_int(float(c), self.kind) for c in self.coefs], dtype=np.int64)
-
-    def wire_bytes(self) -> int:
-        n = len(self.coefs)
-        if self.pool_indices is not None:
-            per = 2 + 4
-        else:
-            per = 8 + 4 + (8 if self.starts is not None else 0)
-        dense = 0 if self.dense is None else 4 * self.dense.size
-        return HEADER_BYTES + n * per + dense
 
     def apply_to(self, state: FlatState) -> None:
         if self.dense is not None:
@@ -169,7 +155,26 @@ def as_fp32(values: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """What a strategy learns of the run it serves; every party builds the same one from the run's config."""
+
+    seed: int
+    rounds: int
+    num_clients: int
+    layout: Layout
+
+
 class Strategy(ABC):
+    """A federated algorithm. Construct it with its settings (a config object, or keywords of its config class),
+    then every party binds it to the run with ``setup``.
+
+    Contract: ``configure_round`` runs where rounds are planned; ``local_work`` on a client; ``aggregate`` on
+    every party that rebuilds an update (coordinator, clients receiving relayed results), so it must be pure --
+    a function of (plan, results) and the run setup, changing no state; ``observe`` updates coordinator-side
+    state after a round, which ``state_dict`` / ``load_state_dict`` save in the round log and restore.
+    """
+
     name: str = ""
     config_class: type[StrategyConfig] = StrategyConfig
     # Over the network a round's update travels as the clients' relayed scalars when every party can aggregate
@@ -178,17 +183,61 @@ class Strategy(ABC):
     samples_clients: bool = True  # False: every active participant takes part in every round
     networked: bool = True  # False: a simulation-only baseline (dense weights do not fit the seed protocol)
     varies_steps: bool = True  # False: the number of local steps is fixed by the method (simulation knob refused)
+    centralized: bool = False  # True: one party trains alone, so nothing travels
 
-    def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
+    def __init__(self, cfg: StrategyConfig | None = None, /, **settings: Any) -> None:
+        if cfg is None:
+            try:
+                cfg = self.config_class(**({"name": self.name} | settings))
+            except TypeError as e:
+                raise ValueError(f"strategy {self.name}: {e}") from None
+        elif settings:
+            raise ValueError(f"strategy {self.name}: give a config object or settings, not both")
         cfg.validate()
         self.cfg = cfg
-        self.run_seed = run_seed
-        self.total_rounds = total_rounds
-        self.num_clients = num_clients
+        self._run: RunSetup | None = None
+
+    def setup(self, run: RunSetup) -> Strategy:
+        """Bind to a run (every party, before its first round); subclasses derive run-specific tables here."""
+        self._run = run
+        return self
+
+    @property
+    def run(self) -> RunSetup:
+        if self._run is None:
+            raise RuntimeError(f"strategy {self.name} is not set up for a run (call setup(RunSetup(...)))")
+        return self._run
+
+    @property
+    def run_seed(self) -> int:
+        return self.run.seed
+
+    @property
+    def total_rounds(self) -> int:
+        return self.run.rounds
+
+    @property
+    def num_clients(self) -> int:
+        return self.run.num_clients
+
+    def seed_pool(self) -> np.ndarray | None:
+        """The fixed seeds that pool indices on the wire refer to (None: seeds travel themselves)."""
+        return None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Coordinator-side state that ``observe`` builds (arrays only), saved in the log after every round."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state:
+            raise ValueError(f"strategy {self.name} keeps no state, got {sorted(state)}")
+
+    def lr(self, round_idx: int) -> float:
+        """The round's learning rate under the configured schedule (the only place it is computed)."""
+        return scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, round_idx, self.total_rounds)
 
     def configure_round(self, round_idx: int, clients: list[int]) -> RoundPlan:
-        lr = scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, round_idx, self.total_rounds)
-        return RoundPlan(round_idx, sorted(clients), lr)
+        return RoundPlan(round_idx, sorted(clients), self.lr(round_idx))
 
     def encode_broadcast(self, plan: RoundPlan) -> bytes:
         """The plan's strategy-specific arrays as bytes for a round task (none by default)."""

@@ -20,6 +20,7 @@ from fedseed.strategies.base import (
     GlobalUpdate,
     LocalContext,
     RoundPlan,
+    RunSetup,
     Strategy,
     StrategyConfig,
     as_fp32,
@@ -44,9 +45,18 @@ class FedKSeed(Strategy):
     config_class = FedKSeedConfig
     cfg: FedKSeedConfig
 
-    def __init__(self, cfg: FedKSeedConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
-        super().__init__(cfg, run_seed, total_rounds, num_clients)
-        self.pool = seed_pool(run_seed, cfg.num_seeds)
+    def setup(self, run: RunSetup) -> FedKSeed:
+        super().setup(run)
+        self._pool = seed_pool(run.seed, self.cfg.num_seeds)
+        return self
+
+    @property
+    def pool(self) -> np.ndarray:
+        """The K seeds of the run (raises until the strategy is set up for one)."""
+        return self._pool if self._run is not None else seed_pool(self.run.seed, self.cfg.num_seeds)
+
+    def seed_pool(self) -> np.ndarray:
+        return self.pool
 
     def step_index(self, plan: RoundPlan, client: int, step: int) -> int:
         return uniform_index(self.cfg.num_seeds, self.run_seed, plan.round, client, step)

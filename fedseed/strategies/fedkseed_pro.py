@@ -14,7 +14,7 @@ import numpy as np
 
 from fedseed.codecs import decode
 from fedseed.seeds import weighted_index
-from fedseed.strategies.base import ClientResult, RoundPlan
+from fedseed.strategies.base import ClientResult, RoundPlan, RunSetup
 from fedseed.strategies.fedkseed import FedKSeed, FedKSeedConfig
 
 WEIGHT_SCALE = 1 << 24
@@ -37,10 +37,21 @@ class FedKSeedPro(FedKSeed):
     cfg: FedKSeedProConfig
     relayable = False  # a client outside the round lacks its sampling weights, so coefficients travel
 
-    def __init__(self, cfg: FedKSeedProConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
-        super().__init__(cfg, run_seed, total_rounds, num_clients)
-        self.abs_sum = np.zeros(cfg.num_seeds, dtype=np.float64)
-        self.count = np.ones(cfg.num_seeds, dtype=np.float64)  # the initial 0 observation
+    def setup(self, run: RunSetup) -> FedKSeedPro:
+        super().setup(run)
+        self.abs_sum = np.zeros(self.cfg.num_seeds, dtype=np.float64)
+        self.count = np.ones(self.cfg.num_seeds, dtype=np.float64)  # the initial 0 observation
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"abs_sum": self.abs_sum.copy(), "count": self.count.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        k = self.cfg.num_seeds
+        if set(state) != {"abs_sum", "count"} or any(np.shape(v) != (k,) for v in state.values()):
+            raise ValueError(f"fedkseed-pro state must hold abs_sum and count of {k} values each")
+        self.abs_sum = np.asarray(state["abs_sum"], np.float64).copy()
+        self.count = np.asarray(state["count"], np.float64).copy()
 
     def probabilities(self) -> np.ndarray:
         a = self.abs_sum / self.count
@@ -55,7 +66,6 @@ class FedKSeedPro(FedKSeed):
         plan = super().configure_round(round_idx, clients)
         weights = self.integer_weights()
         plan.broadcast["cum_weights"] = np.cumsum(weights)
-        plan.broadcast_bytes = 4 * len(weights)  # uint32 weights
         return plan
 
     def encode_broadcast(self, plan: RoundPlan) -> bytes:

@@ -25,6 +25,7 @@ from fedseed.strategies.base import (
     GlobalUpdate,
     LocalContext,
     RoundPlan,
+    RunSetup,
     Strategy,
     StrategyConfig,
     as_fp32,
@@ -65,13 +66,11 @@ class Ferret(Strategy):
     config_class = FerretConfig
     cfg: FerretConfig
 
-    def __init__(self, cfg: FerretConfig, run_seed: int, total_rounds: int, num_clients: int,
-                 layout: Layout | None = None) -> None:
-        super().__init__(cfg, run_seed, total_rounds, num_clients)
-        if layout is None:
-            raise ValueError("ferret needs the parameter layout to form its blocks")
-        self.blocks = blocks_of(layout)
-        self.rho = rng_spec.second_moment(cfg.direction)
+    def setup(self, run: RunSetup) -> Ferret:
+        super().setup(run)
+        self.blocks = blocks_of(run.layout)
+        self.rho = rng_spec.second_moment(self.cfg.direction)
+        return self
 
     def uniform_k(self) -> list[int]:
         return [max(1, self.cfg.num_bases // len(self.blocks))] * len(self.blocks)

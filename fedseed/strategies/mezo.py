@@ -16,8 +16,8 @@ from fedseed.strategies.base import (
     GlobalUpdate,
     LocalContext,
     RoundPlan,
+    RunSetup,
     Strategy,
-    StrategyConfig,
     as_fp32,
     zo_local_steps,
 )
@@ -26,11 +26,13 @@ from fedseed.strategies.base import (
 class MeZO(Strategy):
     name = "mezo"
     networked = False  # one party: nothing to federate
+    centralized = True
 
-    def __init__(self, cfg: StrategyConfig, run_seed: int, total_rounds: int, num_clients: int) -> None:
-        super().__init__(cfg, run_seed, total_rounds, num_clients)
-        if num_clients != 1:
-            raise ValueError(f"strategy mezo is centralized: federation.num_clients must be 1, got {num_clients}")
+    def setup(self, run: RunSetup) -> MeZO:
+        if run.num_clients != 1:
+            raise ValueError(f"strategy mezo is centralized: federation.num_clients must be 1, got {run.num_clients}")
+        super().setup(run)
+        return self
 
     def step_seed(self, round_idx: int, step: int) -> int:
         return derive_seed(self.run_seed, 0x3E20, round_idx, step)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fedseed.config import Config
+from fedseed.federation import Federation
 from fedseed.simulations.backends.base import Backend
-from fedseed.simulations.federation import Federation
 
 
 def make_backend(cfg: Config, fed: Federation) -> Backend:

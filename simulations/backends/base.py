@@ -17,7 +17,7 @@ from fedseed.config import Config
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan
 
 if TYPE_CHECKING:
-    from fedseed.simulations.federation import Federation
+    from fedseed.federation import Federation
 
 
 def reset_peak_rss() -> None:
@@ -66,7 +66,7 @@ class ClientWorker:
     def __init__(self, cfg: Config) -> None:
         import torch
 
-        from fedseed.simulations.federation import build_federation
+        from fedseed.federation import build_federation
 
         torch.set_num_threads(worker_threads(cfg))
         cfg.model.threads = worker_threads(cfg)

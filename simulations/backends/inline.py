@@ -3,8 +3,8 @@ snapshot. Memory does not grow with the number of clients: a client is a seed st
 
 from __future__ import annotations
 
+from fedseed.federation import Federation
 from fedseed.simulations.backends.base import Backend, local_results
-from fedseed.simulations.federation import Federation
 from fedseed.strategies.base import ClientResult, RoundPlan
 
 

@@ -1,4 +1,4 @@
-"""A simulated federation's parts built from a config: model, exact flat state, data shards, objective, strategy.
+"""A run's parts built from a config: model, exact flat state, data shards, objective, strategy.
 
 The one-process simulation, every simulation worker, the coordinator's held model and the edge client all build
 theirs here, so they train on the same shards and start from the same checksum.
@@ -19,11 +19,11 @@ from fedseed.data.sources import load_dataset
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
-from fedseed.objective import Batch, Objective
-from fedseed.seeds import derive, sample_clients
+from fedseed.objective import Batch, LossFn, Objective
+from fedseed.seeds import derive
 from fedseed.state import FlatState
 from fedseed.strategies import build_strategy
-from fedseed.strategies.base import LocalContext, Strategy
+from fedseed.strategies.base import LocalContext, RunSetup, Strategy
 
 
 @dataclass
@@ -63,18 +63,26 @@ class Federation:
     def context(self, round_idx: int, client: int) -> LocalContext:
         return LocalContext(self.state, self.objective, self.batch_stream(round_idx, client), len(self.shards[client]))
 
-    def sample_clients(self, round_idx: int) -> list[int]:
-        everyone = list(range(self.cfg.federation.num_clients))
-        if not self.strategy.samples_clients:
-            return everyone
-        return sample_clients(self.cfg.run.seed, round_idx, 0, everyone, self.cfg.federation.clients_per_round)
+    def use_local_data(self, dataset: Dataset, client: int) -> None:
+        """Client `client` trains on `dataset` (its own rows) instead of its shard of the run's data."""
+        self.dataset = dataset
+        self.objective = Objective(self.lm.tokenizer, dataset, self.cfg.model.max_length, self.cfg.model.device)
+        self.shards[client] = np.arange(len(dataset.examples))
 
 
-def split_data(cfg: Config) -> tuple[Dataset, np.ndarray, np.ndarray]:
+def split_data(cfg: Config, data: Dataset | None = None,
+               eval_data: Dataset | None = None) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """The dataset with its training and held-out indices, deterministic in the run seed. With data.eval_tasks
-    the held-out examples are drawn from those tasks only and no client trains on them."""
-    ds = load_dataset(cfg.data.source, cfg.data.path or None, cfg.data.label_words or None,
-                      list(cfg.data.tasks) + list(cfg.data.eval_tasks))
+    the held-out examples are drawn from those tasks only and no client trains on them. A caller's own `data`
+    replaces the configured source; with `eval_data` too, every row of `data` trains and `eval_data` is held out."""
+    ds = data or load_dataset(cfg.data.source, cfg.data.path or None, cfg.data.label_words or None,
+                              list(cfg.data.tasks) + list(cfg.data.eval_tasks))
+    if eval_data is not None:
+        if eval_data.label_words != ds.label_words:
+            raise ValueError(f"eval data has label words {eval_data.label_words}, training data {ds.label_words}")
+        n = len(ds.examples)
+        ds = Dataset(ds.name, [*ds.examples, *eval_data.examples], ds.label_words)
+        return ds, np.arange(n), np.arange(n, len(ds.examples))
     if cfg.data.eval_tasks:
         held = np.asarray([e.task in cfg.data.eval_tasks for e in ds.examples])
         pool = np.flatnonzero(held)
@@ -96,10 +104,13 @@ def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
                               cfg.eval.rouge, cfg.eval.max_new_tokens)
 
 
-def build_federation(cfg: Config) -> Federation:
+def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset | None = None,
+                     eval_data: Dataset | None = None, strategy: Strategy | None = None,
+                     loss_fn: LossFn | None = None) -> Federation:
+    """The run's parts from its config; a caller's own model, data, strategy or loss replaces the configured one."""
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
-    lm = load_model(cfg.model.name, cfg.model.device)
+    lm = lm or load_model(cfg.model.name, cfg.model.device)
     for p in lm.model.parameters():
         p.requires_grad_(False)
     layout = build_layout(lm.model, cfg.model.trainable or None, model_checksum(lm.model))
@@ -107,8 +118,9 @@ def build_federation(cfg: Config) -> Federation:
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)
     state = FlatState(lm.model, layout, DirectionEngine(cfg.model.backend))
-    ds, train_idx, eval_idx = split_data(cfg)
+    ds, train_idx, eval_idx = split_data(cfg, data, eval_data)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
-    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
-    strategy = build_strategy(cfg.strategy, cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn)
+    run = RunSetup(cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout)
+    strategy = (strategy or build_strategy(cfg.strategy)).setup(run)
     return Federation(cfg, lm, state, objective, ds, shards, [ds.examples[i] for i in eval_idx], strategy)

@@ -1,0 +1,190 @@
+"""The rules of a round, written once for every driver: the one-process simulation and the coordinator call
+the same methods, so sampling, result checks, closing (aggregate, strategy state, apply, evaluate), what a
+round's record holds and what the log keeps cannot differ between them.
+
+    draw -> check each result -> close -> record -> commit
+
+Drivers differ only in where client work runs and how results arrive: a simulation backend returns them, a
+coordinator receives them over gRPC and may draw a round again when too few arrive by its deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedseed import wire
+from fedseed.config import Config
+from fedseed.directions import MAX_ABS_COEF
+from fedseed.records import RoundRecord, mean_or_none
+from fedseed.roundlog import RoundLog
+from fedseed.seeds import sample_clients
+from fedseed.state import DELTA_BOUND_LIMIT, FlatState, seed_growth
+from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strategy
+
+MAX_SAMPLES = 1 << 40
+
+
+class ResultRefused(ValueError):
+    """A client result that cannot join its round; the message says why."""
+
+
+@dataclass
+class ClosedRound:
+    plan: RoundPlan
+    results: list[ClientResult]  # what was aggregated, in client order
+    refused: dict[int, str]  # results dropped while closing, and why
+    update: GlobalUpdate | None  # None: nothing could be aggregated (a coordinator draws the round again)
+    checksum: str = ""
+    evals: dict[str, float] = field(default_factory=dict)
+    eval_s: float = 0.0
+
+
+class RoundMachine:
+    """One run's round rules. ``state`` and ``evaluate`` belong to the party holding the model (a simulation's
+    driver, a coordinator with hold_model); a log-only coordinator passes None and learns checksums elsewhere."""
+
+    def __init__(self, cfg: Config, strategy: Strategy, log: RoundLog, state: FlatState | None = None,
+                 evaluate: Callable[[], dict[str, float]] | None = None) -> None:
+        self.cfg, self.strategy, self.log = cfg, strategy, log
+        self.state, self.evaluate = state, evaluate
+        self.delta_bound = 0  # what every party's fixed-point state may hold at most, summed over applied rounds
+
+    # ---- planning ----------------------------------------------------------------------------------------
+    def draw(self, r: int, available: list[int], attempt: int = 0, keep: list[int] | None = None) -> RoundPlan:
+        """Round r's clients among `available` (and every client in `keep`, whose results were accepted in an
+        earlier attempt), its lr and broadcast. Raises ValueError when the strategy has no one to run."""
+        keep = sorted(keep or [])
+        others = sorted(c for c in available if c not in keep)
+        k = self.cfg.federation.clients_per_round
+        drawn = (sample_clients(self.cfg.run.seed, r, attempt, others, max(0, k - len(keep)))
+                 if self.strategy.samples_clients else others)
+        return self.strategy.configure_round(r, sorted(keep + drawn))
+
+    # ---- results -----------------------------------------------------------------------------------------
+    def check(self, plan: RoundPlan, result: ClientResult) -> None:
+        """Refuse (ResultRefused) a result no party could aggregate: impossible counts, a malformed payload, or
+        an update of its own beyond the coefficient or state bound -- which bounds every round it joins, since
+        aggregation is a weighted average of the clients' own updates."""
+        if not 1 <= result.num_samples <= MAX_SAMPLES:
+            raise ResultRefused(f"num_samples must be in [1, {MAX_SAMPLES}], got {result.num_samples}")
+        if math.isinf(result.train_loss):
+            raise ResultRefused("train_loss must be finite (or NaN when every step was skipped)")
+        if not 0 <= result.skipped_steps <= self.strategy.steps_per_round():
+            raise ResultRefused(f"skipped_steps {result.skipped_steps} exceeds the steps of a round")
+        try:
+            self.strategy.check_result(plan, result)
+            if self.strategy.networked:  # a simulation-only baseline's results come from the driver's own code
+                self.aggregate_checked(plan, [result])
+        except (ValueError, OverflowError) as e:
+            raise ResultRefused(f"payload refused: {e}") from None
+
+    def aggregate_checked(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
+        """The round's update, or ValueError when some party could not apply it. Changes nothing."""
+        update = self.strategy.aggregate(plan, results)
+        big = ~(np.abs(update.coefs) <= MAX_ABS_COEF)  # NaN counts as out of range
+        if big.any():
+            k = int(np.argmax(big))
+            where = "" if update.pool_indices is None else f" (pool index {update.pool_indices[k]})"
+            raise ValueError(f"the round's coefficient on seed {update.seeds[k]}{where} would be {update.coefs[k]:.4g}"
+                             f", beyond the bound {MAX_ABS_COEF} (the sum of this result's scalars on one seed)")
+        if self.delta_bound + self.growth(update) >= DELTA_BOUND_LIMIT:
+            raise ValueError("the update would take the fixed-point state past its bound (the run's coefficients "
+                             "sum to more than the state can hold)")
+        return update
+
+    @staticmethod
+    def growth(update: GlobalUpdate) -> int:
+        return 0 if update.dense is not None else seed_growth(update.coef_ints(), update.kind)
+
+    def admissible(self, plan: RoundPlan, results: list[ClientResult]
+                   ) -> tuple[list[ClientResult], dict[int, str], GlobalUpdate | None]:
+        """The results kept, in client order, while the round stays aggregable; why each other was dropped; and
+        the update of those kept (None when none is)."""
+        try:
+            return results, {}, self.aggregate_checked(plan, results) if results else None
+        except Exception:  # noqa: BLE001 -- find the results at fault, below
+            pass
+        kept: list[ClientResult] = []
+        refused: dict[int, str] = {}
+        update = None
+        for res in results:
+            try:
+                update = self.aggregate_checked(plan, [*kept, res])
+            except Exception as e:  # noqa: BLE001 -- whatever a result makes aggregation raise, drop the result
+                refused[res.client] = f"refused at close: {e}"
+                if not isinstance(e, ValueError | OverflowError):
+                    traceback.print_exc(file=sys.stderr)
+                continue
+            kept.append(res)
+        return kept, refused, update
+
+    # ---- closing -----------------------------------------------------------------------------------------
+    def close(self, plan: RoundPlan, results: list[ClientResult], empty_ok: bool = False) -> ClosedRound:
+        """Aggregate what can be, then (past the point of no return) update strategy state, apply, evaluate.
+        With no result left and not empty_ok nothing changes and the update is None."""
+        kept, refused, update = self.admissible(plan, sorted(results, key=lambda x: x.client))
+        if update is None and not empty_ok:
+            return ClosedRound(plan, [], refused, None)
+        update = update or GlobalUpdate(plan.round, self.cfg.strategy.direction)
+        self.strategy.observe(plan, kept)
+        self.delta_bound += self.growth(update)
+        closed = ClosedRound(plan, kept, refused, update)
+        if self.state is None:
+            return closed
+        self.strategy.apply(self.state, update)  # an empty round only re-materialises the weights
+        closed.checksum = self.state.checksum()
+        if self.evaluate is not None and (plan.round % self.cfg.eval.every == 0 or plan.round == self.cfg.run.rounds):
+            t0 = time.time()
+            closed.evals = self.evaluate()
+            closed.eval_s = round(time.time() - t0, 3)
+        return closed
+
+    def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
+        """Serialized bytes of the round's messages: every reporting client's UpdateRequest up; its round task
+        and the round's global update (relayed with its own result left out, or coefficients) down."""
+        if self.strategy.centralized or closed.update is None:
+            return 0, 0
+        plan, results, update, checksum = closed.plan, closed.results, closed.update, wire.SIZED_CHECKSUM
+        up = sum(wire.update_request(r, checksum).ByteSize() for r in results)
+        task = wire.round_task(plan, self.strategy.encode_broadcast(plan), checksum).ByteSize()
+        if update.dense is not None:  # the first-order baseline: what a dense coefficient field would carry
+            down = wire.dense_form(update, checksum).ByteSize()
+            return up, (task + down) * len(results)
+        form = wire.round_form(update, results, plan.lr, checksum, self.strategy.relayable)
+        return up, sum(task + wire.without_own(form, r.client).ByteSize() for r in results)
+
+    # ---- records and the log -----------------------------------------------------------------------------
+    def record(self, closed: ClosedRound, wall_s: float, attempts: int = 1, drawn_before: list[int] | None = None,
+               why_dropped: dict[int, str] | None = None, late: list[int] | None = None) -> RoundRecord:
+        """The round's record: who was drawn (in any attempt), who is in it, who is not and why."""
+        plan, results = closed.plan, closed.results
+        reported = [r.client for r in results]
+        drawn = sorted(set(plan.clients) | set(drawn_before or []))
+        reasons = {**(why_dropped or {}), **closed.refused}
+        why = {}
+        for c in drawn:
+            if c not in reported:
+                why[str(c)] = reasons.get(c) or ("no result by the deadline" if c in plan.clients else
+                                                 "no result before the round was drawn again (short of its quorum)")
+        up, down = self.round_bytes(closed)
+        return RoundRecord(
+            round=plan.round, clients=len(results), planned=len(plan.clients), drawn=drawn, reported=reported,
+            dropped=sorted(int(c) for c in why), why_dropped=why, late=sorted(late or []), attempts=attempts,
+            train_loss=mean_or_none([r.train_loss for r in results]),
+            skipped_steps=int(sum(r.skipped_steps for r in results)), bytes_up=up, bytes_down=down,
+            wall_s=round(wall_s, 3), eval_s=closed.eval_s, evals=closed.evals, checksum=closed.checksum)
+
+    def commit(self, closed: ClosedRound, record: RoundRecord) -> None:
+        """Log the round atomically: its update, the results a replay needs, the record and strategy state."""
+        results = closed.results
+        if closed.update is not None and closed.update.dense is not None:
+            results = [dataclasses.replace(r, payload=b"") for r in results]  # the update holds them already
+        self.log.append(closed.update, results, record.checksum, record.to_json(), self.strategy.state_dict())
