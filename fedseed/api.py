@@ -68,6 +68,9 @@ def build_run_config(config: str | Mapping | None, settings: Mapping[str, Any] |
     if label_words is not None:
         doc["data"]["label_words"] = list(label_words)
     if strategy is not None:
+        clash = sorted(k for k in settings or {} if k.startswith("strategy."))
+        if clash:
+            raise ValueError(f"settings {', '.join(clash)} conflict with the strategy object: give them to it")
         register_strategy(type(strategy))  # an instance of a class defined by the caller names itself
         doc["strategy"] = dataclasses.asdict(strategy.cfg)
     if out is not None:
@@ -75,7 +78,7 @@ def build_run_config(config: str | Mapping | None, settings: Mapping[str, Any] |
     return build_config(doc)
 
 
-def simulate(*, model: str | torch.nn.Module = "tiny-random-llama", tokenizer: Any = None,
+def simulate(*, model: str | torch.nn.Module | None = None, tokenizer: Any = None,
              data: DataLike | None = None, eval_data: DataLike | None = None, label_words: Sequence[str] | None = None,
              strategy: Strategy | None = None, loss: LossFn | None = None, config: str | Mapping | None = None,
              settings: Mapping[str, Any] | None = None, out: str | None = None,
@@ -83,7 +86,8 @@ def simulate(*, model: str | torch.nn.Module = "tiny-random-llama", tokenizer: A
              resume: bool = False) -> History:
     """Run a federation simulation and return its history.
 
-    model: a built-in name or folder, or a causal LM module (fp32) with its `tokenizer`.
+    model: a built-in name or folder, or a causal LM module (fp32) with its `tokenizer`; default: the config's
+        model.name (tiny-random-llama when no config names one).
     data / eval_data: a built-in source name, a JSONL path, rows ({"text", "label"} or {"prompt", "completion"})
         or a Hugging Face dataset; without eval_data the held-out set is cut from data (data.eval_size).
     strategy: e.g. ``fedseed.FedKSeed(lr=1e-3, num_seeds=256)``; loss: ``loss(model, batch) -> tensor``.

@@ -36,6 +36,11 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert summary["final_checksum"] == history.summary.final_checksum and summary["data"] == "custom"
 
 
+def test_a_config_file_keeps_its_model_unless_one_is_given():
+    cfg = build_run_config("simulations/quickstart.toml", {"run.rounds": 1}, None, None, None, None, None)
+    assert cfg.model.name == "smollm2-135m-instruct" and cfg.run.rounds == 1
+
+
 def test_objects_give_the_run_their_config_gives(tmp_path):
     """A strategy instance and a built-in source by name equal the same settings written as tables."""
     settings = {"run.rounds": 2, "federation.num_clients": 4, "federation.clients_per_round": 2,
@@ -75,6 +80,7 @@ def test_a_custom_loss_trains_and_scores_the_run(tmp_path):
     ({"data": [{"text": "x", "label": 0}], "label_words": [" no", " yes"],
       "settings": {"simulation.backend": "processes"}}, "inline backend only"),
     ({"settings": {"strategy.lr": "fast"}}, "strategy.lr"),
+    ({"strategy": fedseed.FedKSeed(), "settings": {"strategy.lr": 1.0}}, "conflict with the strategy object"),
     ({"data": [{"text": "x", "label": "maybe"}], "label_words": [" no", " yes"]}, "row 0"),
 ])
 def test_bad_objects_are_refused_before_anything_is_written(kwargs, message, tmp_path):
