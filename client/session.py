@@ -4,6 +4,7 @@ increasing nonces, reconnection with exponential backoff, and a count of seriali
 from __future__ import annotations
 
 import pathlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -78,7 +79,7 @@ class Session:
         """Send a signed request; while the coordinator is unreachable, retry with backoff (re-signed each time)
         for up to reconnect_timeout_s, then raise CoordinatorUnreachable. Other errors are raised as grpc.RpcError."""
         give_up = time.monotonic() + self.sec.reconnect_timeout_s
-        delay = 0.2
+        delay, warned = 0.2, False
         while True:
             try:
                 with self.lock:
@@ -86,6 +87,10 @@ class Session:
             except grpc.RpcError as e:
                 if e.code() not in RETRYABLE:
                     raise
+                if not warned:
+                    print(f"fedseed client: the coordinator at {self.target} is unreachable ({e.code().name}); "
+                          f"retrying for up to {self.sec.reconnect_timeout_s:g} s", file=sys.stderr, flush=True)
+                    warned = True
                 if time.monotonic() + delay > give_up:
                     tls = ", or it refused this client's TLS certificate" if self.sec.ca else ""
                     raise CoordinatorUnreachable(

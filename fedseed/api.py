@@ -94,6 +94,10 @@ def simulate(*, model: str | torch.nn.Module | None = None, tokenizer: Any = Non
     config / settings: a TOML path or tables, and {"section.key": value} on top (as ``--set``).
     callbacks: each gets every round's RoundRecord as the round closes.
     """
+    if strategy is not None and not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy must be a Strategy object such as fedseed.FedKSeed(lr=1e-3), got "
+                        f"{type(strategy).__name__}; a strategy named in a config goes in settings={{'strategy.name': "
+                        "...}}")
     cfg = build_run_config(config, settings, model, data, label_words, strategy, out)
     lm = None
     if isinstance(model, torch.nn.Module):

@@ -102,7 +102,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from fedseed.replay import export_checkpoint
 
-    target = export_checkpoint(args.run, args.round, args.out)
+    target = export_checkpoint(args.run, args.round, args.out, overwrite=args.overwrite)
     print(f"wrote Hugging Face checkpoint to {target}")
     return 0
 
@@ -209,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_inspect)
     e = sub.add_parser("export", help="write a round of a run as a Hugging Face checkpoint")
     e.add_argument("run", help="a run folder (or its log.sqlite)")
+    e.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
     e.add_argument("--round", type=int, default=None, help="round to export (default: last)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=_export)

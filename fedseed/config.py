@@ -228,18 +228,20 @@ def fill_section(cls: type, doc: dict, section: str) -> Any:
 
 
 def config_schema(kind: str = "run") -> dict:
-    """The JSON Schema of a run file, a server file (the run tables plus [server]) or a client file ([client])."""
-    if kind == "run":
-        return json_schema(RUN_TABLES)
-    if kind == "server":
-        from fedseed.server.config import ServerSection
+    """The JSON Schema of a run file or a server file (the run tables, and the [server] and [client] tables a run
+    file may carry for loopback, plus `extends`), or a client file ([client])."""
+    from fedseed.client.config import ClientSection
 
-        return json_schema((*RUN_TABLES, ("server", ServerSection)))
     if kind == "client":
-        from fedseed.client.config import ClientSection
-
         return json_schema((("client", ClientSection),))
-    raise ValueError(f"unknown configuration kind {kind!r}; expected run, server or client")
+    if kind not in ("run", "server"):
+        raise ValueError(f"unknown configuration kind {kind!r}; expected run, server or client")
+    from fedseed.server.config import ServerSection
+
+    schema = json_schema((*RUN_TABLES, ("server", ServerSection), ("client", ClientSection)))
+    schema["properties"]["extends"] = {"type": "string", "title": "extends",
+                                       "description": "a base file (relative to this one) for every key left out"}
+    return schema
 
 
 def to_dict(cfg: Config) -> dict:

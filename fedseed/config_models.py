@@ -93,7 +93,7 @@ def error_line(err: Any) -> str:
     """One pydantic error as one line naming the key, e.g. config key 'model.trainable[0]' must be str."""
     loc, kind, value = list(err["loc"]), err["type"], err.get("input")
     context = ""
-    if loc[:1] == [STRATEGY] and len(loc) > 1:  # inside the union the second part is the chosen strategy
+    if loc[:1] == [STRATEGY] and len(loc) > 1 and loc[1] in REGISTRY:  # in the union: the chosen strategy
         context = f" for strategy '{loc[1]}'"
         loc = [STRATEGY, *loc[2:]]
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")

@@ -56,15 +56,18 @@ def materialize_round(log: RoundLog, round_idx: int, backend: str = "compiled",
     return lm, state
 
 
-def export_checkpoint(run: str, round_idx: int | None, out: str) -> pathlib.Path:
-    """Write round `round_idx` (default: last) of a run as a Hugging Face checkpoint folder."""
+def export_checkpoint(run: str, round_idx: int | None, out: str, overwrite: bool = False) -> pathlib.Path:
+    """Write round `round_idx` (default: last) of a run as a Hugging Face checkpoint folder (a folder that holds
+    anything already is refused unless `overwrite`)."""
+    target = pathlib.Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise FileExistsError(f"{target} is not empty; choose another --out or pass --overwrite")
     log = RoundLog.open_existing(run)
     try:
         r = log.last_round() if round_idx is None else round_idx
         lm, _ = materialize_round(log, r)
     finally:
         log.close()
-    target = pathlib.Path(out)
     for p in lm.model.parameters():
         p.data = p.data.clone()  # views into one flat buffer share storage, which safetensors refuses
     lm.model.save_pretrained(target)

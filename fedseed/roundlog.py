@@ -65,40 +65,64 @@ def _array(b: bytes | None, dtype: str) -> np.ndarray | None:
 
 
 class RoundLog:
-    def __init__(self, path: str | pathlib.Path) -> None:
+    """A run's round log. Opened to write (a driver's), it is created or migrated to LOG_VERSION; opened
+    read-only (``open_existing``: inspect, info, export, replay) nothing in the file is changed."""
+
+    def __init__(self, path: str | pathlib.Path, read_only: bool = False) -> None:
         self.path = pathlib.Path(path)
-        self.db = sqlite3.connect(self.path)
+        self.read_only = read_only
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
-            self._migrate()
+            if read_only:
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            else:
+                self.db = sqlite3.connect(self.path)
+        except sqlite3.Error as e:
+            raise ValueError(f"{self.path} cannot be opened as a round log: {e}") from None
+        try:
+            self._open()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise ValueError(f"{self.path} is not a readable round log (SQLite says: {e})") from None
         except BaseException:
             self.db.close()
             raise
 
-    def _migrate(self) -> None:
-        """Create a new log, bring an older one to LOG_VERSION, or refuse a newer one by name."""
+    def _open(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version > LOG_VERSION:
             raise ValueError(f"round log {self.path} has format version {version}, newer than this fedseed's "
                              f"{LOG_VERSION}: upgrade fedseed to read it")
-        with self.db:
+        if self.read_only:
+            if not {"meta", "rounds", "client_updates"} <= tables:
+                raise ValueError(f"{self.path} is not a fedseed round log (it has no meta, rounds and client "
+                                 "updates tables)")
+            self.columns = {r[1] for r in self.db.execute("PRAGMA table_info(rounds)")}
+            self.tables = tables
+            return
+        if tables - {"clients"} and "rounds" not in tables:
+            raise ValueError(f"{self.path} is a SQLite file of something else, not a fedseed round log")
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
+        with self.db:  # create a new log, or bring an older one to LOG_VERSION
             if "rounds" in tables:
                 for v in range(version, LOG_VERSION):
                     for statement in MIGRATIONS[v]:
                         self.db.execute(statement)
             self.db.executescript(SCHEMA)
             self.db.execute(f"PRAGMA user_version = {LOG_VERSION}")
+        self.columns = {r[1] for r in self.db.execute("PRAGMA table_info(rounds)")}
+        self.tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     @staticmethod
     def open_existing(path: str | pathlib.Path) -> RoundLog:
+        """An existing run's log (its folder or the file), read-only."""
         p = pathlib.Path(path)
         if p.is_dir():
             p = p / "log.sqlite"
         if not p.is_file():
             raise FileNotFoundError(f"no round log at {p}")
-        return RoundLog(p)
+        return RoundLog(p, read_only=True)
 
     def close(self) -> None:
         self.db.close()
@@ -162,6 +186,8 @@ class RoundLog:
                             (round_idx, client, reason, time.time()))
 
     def dropped(self, round_idx: int) -> dict[int, str]:
+        if "dropped" not in self.tables:  # an unversioned log opened read-only
+            return {}
         rows = self.db.execute("SELECT client, reason FROM dropped WHERE round = ?", (round_idx,)).fetchall()
         return {int(c): str(reason) for c, reason in rows}
 
@@ -191,6 +217,8 @@ class RoundLog:
 
     def strategy_state(self, round_idx: int) -> dict[str, np.ndarray] | None:
         """The strategy's state after round_idx (None: a log from before states were saved)."""
+        if "strategy_state" not in self.columns:
+            return None
         row = self.db.execute("SELECT strategy_state, round FROM rounds WHERE round = ?", (round_idx,)).fetchone()
         if row is None:
             raise KeyError(f"round {round_idx} is not in the log (last: {self.last_round()})")

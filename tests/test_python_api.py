@@ -92,8 +92,14 @@ def test_bad_objects_are_refused_before_anything_is_written(kwargs, message, tmp
 def test_strategies_take_their_settings_as_keywords():
     s = fedseed.Ferret(num_bases=64, server_lr=0.5)
     assert (s.cfg.name, s.cfg.num_bases, s.cfg.server_lr) == ("ferret", 64, 0.5)
-    with pytest.raises(ValueError, match="num_sedes"):
+    with pytest.raises(ValueError, match="unknown config key 'strategy.num_sedes'"):
         fedseed.FedKSeed(num_sedes=3)
+    with pytest.raises(ValueError, match="'strategy.lr' must be float, got str"):
+        fedseed.FedKSeed(lr="0.1")
+    with pytest.raises(ValueError, match="'strategy.local_steps' must be int, got float"):
+        fedseed.FedKSeed(local_steps=2.5)
+    with pytest.raises(TypeError, match="must be a Strategy object"):
+        fedseed.simulate(strategy="fedkseed")
     with pytest.raises(RuntimeError, match="not set up for a run"):
         fedseed.FedKSeed().seed_pool()
 

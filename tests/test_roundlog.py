@@ -70,8 +70,9 @@ def test_catch_up_is_bit_identical(smoke_run):
 def test_fingerprint_mismatch_is_refused(smoke_run, tmp_path):
     out, _ = smoke_run
     shutil.copy(out / "log.sqlite", tmp_path / "log.sqlite")
+    with RoundLog(tmp_path / "log.sqlite") as writable:
+        writable.set_meta(fingerprint="0" * 64)
     log = RoundLog.open_existing(tmp_path)
-    log.set_meta(fingerprint="0" * 64)
     try:
         with pytest.raises(ValueError, match="fingerprint"):
             open_state(log)
@@ -140,3 +141,28 @@ def test_a_newer_log_is_refused_by_name(tmp_path):
     db.close()
     with pytest.raises(ValueError, match="format version 7, newer than this fedseed's 1"):
         RoundLog(tmp_path / "log.sqlite")
+
+
+def test_reading_commands_change_no_file_and_refuse_what_is_not_a_log(smoke_run, tmp_path, capsys):
+    out, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    before = (copy / "log.sqlite").read_bytes()
+    assert main(["info", str(copy)]) == 0 and main(["inspect", str(copy)]) == 0
+    assert (copy / "log.sqlite").read_bytes() == before  # opened read-only
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    foreign = other.read_bytes()
+    (tmp_path / "text").write_text("not a database")
+    capsys.readouterr()
+    assert main(["inspect", str(other)]) == 2 and "is not a fedseed round log" in capsys.readouterr().err
+    assert other.read_bytes() == foreign
+    assert main(["inspect", str(tmp_path / "text")]) == 2 and "not a readable round log" in capsys.readouterr().err
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "notes.txt").write_text("keep")
+    assert main(["export", str(copy), "--out", str(tmp_path / "ckpt")]) == 2
+    assert "not empty" in capsys.readouterr().err and sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "notes.txt"]

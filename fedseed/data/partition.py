@@ -11,7 +11,7 @@ SCHEMES = ("iid", "dirichlet", "task")
 
 def holdout_split(n: int, n_eval: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if n_eval >= n:
-        raise ValueError(f"eval set of {n_eval} leaves no training data out of {n} examples")
+        raise ValueError(f"an eval set of {n_eval} (data.eval_size) leaves no training data out of {n} examples")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_eval:]), np.sort(perm[:n_eval])
 

@@ -186,11 +186,11 @@ class Strategy(ABC):
     centralized: bool = False  # True: one party trains alone, so nothing travels
 
     def __init__(self, cfg: StrategyConfig | None = None, /, **settings: Any) -> None:
-        if cfg is None:
-            try:
-                cfg = self.config_class(**({"name": self.name} | settings))
-            except TypeError as e:
-                raise ValueError(f"strategy {self.name}: {e}") from None
+        if cfg is None:  # keywords are checked like a [strategy] table: by key, type and element
+            from fedseed.config_models import validate_tables
+
+            table = {"name": self.name} | settings
+            cfg = validate_tables({"strategy": table}, (("strategy", self.config_class),))["strategy"]
         elif settings:
             raise ValueError(f"strategy {self.name}: give a config object or settings, not both")
         cfg.validate()
