@@ -156,7 +156,7 @@ class RoundMachine:
         up = sum(wire.update_request(r, checksum).ByteSize() for r in results)
         task = wire.round_task(plan, self.strategy.encode_broadcast(plan), checksum).ByteSize()
         if update.dense is not None:  # the first-order baseline: what a dense coefficient field would carry
-            down = wire.dense_form(update, checksum).ByteSize()
+            down = wire.dense_form_size(update, checksum)
             return up, (task + down) * len(results)
         form = wire.round_form(update, results, plan.lr, checksum, self.strategy.relayable)
         return up, sum(task + wire.without_own(form, r.client).ByteSize() for r in results)

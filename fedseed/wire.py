@@ -79,10 +79,16 @@ def round_task(plan: RoundPlan, broadcast: bytes, state_checksum: str,
                                       state_checksum=checksum_bytes(state_checksum)))
 
 
-def dense_form(update: GlobalUpdate, checksum: str) -> pb.GlobalUpdate:
-    """What a dense update (the first-order baseline, simulation only) would take in the coefficient field."""
-    return pb.GlobalUpdate(round=update.round, kind=update.kind, coefs=update.dense.astype("<f4").tobytes(),
-                           checksum=checksum_bytes(checksum))
+def dense_form_size(update: GlobalUpdate, checksum: str) -> int:
+    """The serialized size a dense update (the first-order baseline, simulation only) would take with its float32
+    weights in the coefficient field, computed without building that model-sized message."""
+    n = 4 * update.dense.size
+    head = pb.GlobalUpdate(round=update.round, kind=update.kind, checksum=checksum_bytes(checksum)).ByteSize()
+    return head + 1 + _varint_size(n) + n if n else head  # field 4: a one-byte tag, the length, the bytes
+
+
+def _varint_size(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 def update_request(result: ClientResult, start_checksum: str) -> pb.UpdateRequest:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fedseed import wire
+from fedseed.strategies.base import GlobalUpdate
 from fedseed.v1 import coordinator_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +30,12 @@ def test_update_message_round_trip():
     assert back == msg and np.frombuffer(back.payload, "<f4").tolist() == [0.5, -1.25, 3.0]
     task = pb.Task(wait=pb.Wait(retry_after_ms=500))
     assert pb.Task.FromString(task.SerializeToString()).WhichOneof("kind") == "wait"
+
+
+def test_dense_form_size_equals_the_serialized_message():
+    """The first-order baseline's bytes are counted without building a model-sized message, to the byte."""
+    for n in (0, 1, 31, 32, 5000, 40000):
+        update = GlobalUpdate(3, "rademacher", dense=np.ones(n, np.float32))
+        built = pb.GlobalUpdate(round=3, kind="rademacher", coefs=update.dense.astype("<f4").tobytes(),
+                                checksum=b"\0" * 16)
+        assert wire.dense_form_size(update, wire.SIZED_CHECKSUM) == built.ByteSize()
