@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from fedseed.config import Config, apply_overrides, build_config, load_document
+from fedseed.config import Config, build_config, load_document
 from fedseed.data import Dataset, dataset_from
 from fedseed.data.sources import BUILTIN
 from fedseed.federation import build_federation
@@ -58,10 +58,14 @@ def build_run_config(config: str | Mapping | None, settings: Mapping[str, Any] |
     """The run's Config: a TOML file or a mapping of tables, then `settings` ({"section.key": value}), then what
     the objects say (model name, data source, the strategy's own settings)."""
     doc = load_document(config) if isinstance(config, str) else {k: dict(v) for k, v in (config or {}).items()}
-    for key, value in (settings or {}).items():
-        apply_overrides(doc, [f"{key}=0"])  # checks the key's shape; the value is set as given, not parsed
-        section, _, name = key.partition(".")
-        doc[section][name] = value
+    for key, value in (settings or {}).items():  # values are set as given (--set parses text; these are objects)
+        section, dot, name = key.partition(".")
+        if not dot or not section or not name:
+            raise ValueError(f"settings keys are section.key, got {key!r}")
+        table = doc.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ValueError(f"config key '{section}' must be a table")
+        table[name] = value
     if isinstance(model, str):
         doc.setdefault("model", {})["name"] = model
     doc.setdefault("data", {}).update(_data_settings(data))

@@ -80,6 +80,7 @@ def test_a_custom_loss_trains_and_scores_the_run(tmp_path):
     ({"data": [{"text": "x", "label": 0}], "label_words": [" no", " yes"],
       "settings": {"simulation.backend": "processes"}}, "inline backend only"),
     ({"settings": {"strategy.lr": "fast"}}, "strategy.lr"),
+    ({"settings": {"rounds": 3}}, "settings keys are section.key"),
     ({"strategy": fedseed.FedKSeed(), "settings": {"strategy.lr": 1.0}}, "conflict with the strategy object"),
     ({"data": [{"text": "x", "label": "maybe"}], "label_words": [" no", " yes"]}, "row 0"),
 ])

@@ -53,7 +53,8 @@ class FedKSeed(Strategy):
     @property
     def pool(self) -> np.ndarray:
         """The K seeds of the run (raises until the strategy is set up for one)."""
-        return self._pool if self._run is not None else seed_pool(self.run.seed, self.cfg.num_seeds)
+        _ = self.run  # the run's setup, or a clear error before it
+        return self._pool
 
     def seed_pool(self) -> np.ndarray:
         return self.pool
