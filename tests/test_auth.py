@@ -2,6 +2,7 @@
 
 import pytest
 
+from fedseed import auth
 from fedseed.auth import AuthError, Verifier, generate_key, load_private_key, public_hex, save_private_key, sign_request
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -22,10 +23,10 @@ def test_sign_verify_and_refusals(tmp_path):
     assert v.verify(signed_update(alice), "SubmitUpdate", NOW) == "alice"
     cases = {
         "replay": (signed_update(alice, nonce=1), "already used"),
-        "forged key": (signed_update(mallory, nonce=2), "bad signature"),
-        "other method": (signed_update(alice, nonce=3), "bad signature"),
+        "forged key": (signed_update(mallory, nonce=2), "^unknown client or bad signature$"),
+        "other method": (signed_update(alice, nonce=3), "^unknown client or bad signature$"),
         "stale clock": (signed_update(alice, nonce=4, ts=NOW - 10 * 60 * 1000), "timestamp"),
-        "unknown client": (signed_update(mallory, nonce=5, client="mallory"), "unknown client"),
+        "unknown client": (signed_update(mallory, nonce=5, client="mallory"), "^unknown client or bad signature$"),
         "unsigned": (pb.UpdateRequest(round=3), "not signed"),
     }
     for name, (req, fragment) in cases.items():
@@ -38,3 +39,38 @@ def test_sign_verify_and_refusals(tmp_path):
         v.verify(tampered, "SubmitUpdate", NOW)
     assert v.last_nonce["alice"] == 1  # refusals recorded nothing
     assert v.verify(signed_update(alice, nonce=7), "SubmitUpdate", NOW) == "alice"
+
+
+def test_unknown_id_and_bad_signature_look_alike(monkeypatch):
+    """Neither the message nor the work done tells a forger whether an id is on the allow-list."""
+    alice, mallory = generate_key(), generate_key()
+    v = Verifier({"alice": public_hex(alice)})
+    requests = [signed_update(mallory, client=client) for client in ("alice", "mallory")]
+    hashed = []
+    real = auth.signing_bytes
+    monkeypatch.setattr(auth, "signing_bytes", lambda req, m: hashed.append(req.auth.client_id) or real(req, m))
+    errors = []
+    for req in requests:
+        with pytest.raises(AuthError) as e:
+            v.verify(req, "SubmitUpdate", NOW)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] == auth.UNKNOWN_OR_BAD
+    assert hashed == ["alice", "mallory"]  # the unknown id was verified too (against a stand-in key)
+    assert v.last_nonce == {}
+
+
+def test_stale_request_is_refused_before_any_hashing(monkeypatch):
+    """A clock far off is refused before the body is hashed or a signature checked (a big forged request with a
+    stale timestamp costs nothing), and a replayed nonce is only reported once the signature is good."""
+    alice = generate_key()
+    v = Verifier({"alice": public_hex(alice)})
+    monkeypatch.setattr(auth, "signing_bytes", lambda *a: pytest.fail("stale request was hashed"))
+    big = pb.UpdateRequest(round=3, payload=b"\0" * (3 << 20), auth=pb.RequestAuth(
+        client_id="alice", nonce=9, timestamp_ms=NOW - 10 * 60 * 1000, signature=b"\0" * 64))
+    with pytest.raises(AuthError, match="timestamp"):
+        v.verify(big, "SubmitUpdate", NOW)
+    monkeypatch.undo()
+    assert v.verify(signed_update(alice, nonce=5), "SubmitUpdate", NOW) == "alice"
+    forged_replay = signed_update(generate_key(), nonce=1)
+    with pytest.raises(AuthError, match="^unknown client or bad signature$"):  # not "replay": the id's in use
+        v.verify(forged_replay, "SubmitUpdate", NOW)
