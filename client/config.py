@@ -7,6 +7,7 @@ import pathlib
 from dataclasses import dataclass
 
 from fedseed.config import ConfigError, fill_section, read_toml
+from fedseed.private import check_private_key
 
 
 @dataclass
@@ -45,6 +46,12 @@ def load_client_config(path: str) -> ClientSection:
         value = getattr(sec, key)
         if value and not pathlib.Path(value).is_file():
             raise ConfigError(f"config key 'client.{key}': file {value!r} does not exist")
+    for key in ("key", "cert_key"):  # refused before anything is started, naming the file
+        if getattr(sec, key):
+            try:
+                check_private_key(getattr(sec, key))
+            except ValueError as e:
+                raise ConfigError(f"config key 'client.{key}': {e}") from None
     if bool(sec.cert) != bool(sec.cert_key):
         raise ConfigError("config keys 'client.cert' and 'client.cert_key' must be given together")
     if sec.cert and not sec.ca:

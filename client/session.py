@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from fedseed.auth import load_private_key, sign_request
 from fedseed.client.config import ClientSection
 from fedseed.config import ConfigError
+from fedseed.private import read_private_key
 from fedseed.transport import is_loopback, method_path, serialize
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -35,7 +36,8 @@ def open_channel(target: str, sec: ClientSection) -> grpc.Channel:
     if sec.server_name:
         options.append(("grpc.ssl_target_name_override", sec.server_name))
     read = lambda p: pathlib.Path(p).read_bytes() if p else None  # noqa: E731
-    creds = grpc.ssl_channel_credentials(read(sec.ca), read(sec.cert_key), read(sec.cert))
+    key = read_private_key(sec.cert_key) if sec.cert_key else None
+    creds = grpc.ssl_channel_credentials(read(sec.ca), key, read(sec.cert))
     return grpc.secure_channel(target, creds, options=options)
 
 

@@ -18,6 +18,8 @@ from google.protobuf.message import Message
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from fedseed.private import create_private, read_private_key
+
 DOMAIN = b"fedseed.v1\0"
 MAX_SKEW_MS = 5 * 60 * 1000
 UNKNOWN_OR_BAD = "unknown client or bad signature"
@@ -32,15 +34,14 @@ def generate_key() -> Ed25519PrivateKey:
 
 
 def save_private_key(key: Ed25519PrivateKey, path: str | pathlib.Path) -> None:
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-    p = pathlib.Path(path)
-    p.write_bytes(data)
-    p.chmod(0o600)
+    """Write the key to a new file created with mode 0600 (never an existing one)."""
+    create_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
 
 
 def load_private_key(path: str | pathlib.Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(pathlib.Path(path).read_bytes(), password=None)
+    """The key in a PEM file that only its owner can access (ValueError otherwise, saying what to do)."""
+    key = serialization.load_pem_private_key(read_private_key(path), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key

@@ -112,7 +112,7 @@ def _certs(args: argparse.Namespace) -> int:
 
     names = [n.strip() for n in args.server_names.split(",") if n.strip()]
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
-    for path in create_certs(args.out, names, clients):
+    for path in create_certs(args.out, names, clients, args.ca_out):
         print(path)
     return 0
 
@@ -215,6 +215,8 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_export)
     c = sub.add_parser("certs", help="create a CA, a server certificate and client certificates (PEM)")
     c.add_argument("--out", required=True, help="folder for the PEM files (must not hold a CA yet)")
+    c.add_argument("--ca-out", default=None, help="folder for the CA's private key, kept apart from --out and "
+                   "handed to no one (default: OUT-ca beside OUT)")
     c.add_argument("--server-names", default="localhost,127.0.0.1", help="comma-separated DNS names / IPs")
     c.add_argument("--clients", default="", help="comma-separated client names for mutual TLS")
     c.set_defaults(func=_certs)

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fedseed.config import Config
+from fedseed.private import read_private_key
 from fedseed.server.config import ServerSection
 from fedseed.server.coordinator import Coordinator
 from fedseed.server.service import CoordinatorService
@@ -26,7 +27,7 @@ MAX_SEND_BYTES = 1 << 30  # merged catch-up of a long Ferret run can be large; r
 def credentials(sec: ServerSection) -> grpc.ServerCredentials | None:
     if not sec.tls_cert:
         return None
-    pair = (pathlib.Path(sec.tls_key).read_bytes(), pathlib.Path(sec.tls_cert).read_bytes())
+    pair = (read_private_key(sec.tls_key), pathlib.Path(sec.tls_cert).read_bytes())
     root = pathlib.Path(sec.client_ca).read_bytes() if sec.client_ca else None
     return grpc.ssl_server_credentials([pair], root_certificates=root, require_client_auth=bool(sec.client_ca))
 

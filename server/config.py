@@ -7,6 +7,7 @@ import pathlib
 from dataclasses import dataclass
 
 from fedseed.config import Config, ConfigError, build_config, fill_section, load_document
+from fedseed.private import check_private_key
 from fedseed.transport import is_loopback
 
 
@@ -43,6 +44,11 @@ def validate_server(sec: ServerSection, cfg: Config) -> None:
         path = getattr(sec, key)
         if path and not pathlib.Path(path).is_file():
             raise ConfigError(f"config key 'server.{key}': file {path!r} does not exist")
+    if sec.tls_key:
+        try:
+            check_private_key(sec.tls_key)
+        except ValueError as e:
+            raise ConfigError(f"config key 'server.tls_key': {e}") from None
     if sec.client_ca and not sec.tls_cert:
         raise ConfigError("config key 'server.client_ca' (mutual TLS) needs server.tls_cert and server.tls_key")
     if not sec.tls_cert and not is_loopback(sec.address) and not sec.insecure:
