@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fedseed.directions import coef_to_int
+from fedseed.private import ensure_private
 from fedseed.strategies.base import ClientResult, GlobalUpdate
 
 LOG_VERSION = 1  # PRAGMA user_version of a log this fedseed writes; 0 is the unversioned layout before it
@@ -75,17 +76,33 @@ class RoundLog:
             if read_only:
                 self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             else:
+                self._create_private()
                 self.db = sqlite3.connect(self.path)
         except sqlite3.Error as e:
             raise ValueError(f"{self.path} cannot be opened as a round log: {e}") from None
         try:
             self._open()
+            if not read_only:
+                self._tighten()
         except sqlite3.DatabaseError as e:
             self.db.close()
             raise ValueError(f"{self.path} is not a readable round log (SQLite says: {e})") from None
         except BaseException:
             self.db.close()
             raise
+
+    def _create_private(self) -> None:
+        """The log holds every client's payload: a new one is created 0600 before SQLite opens it (SQLite gives
+        its -wal and -shm files the database file's mode)."""
+        if self.path.parent.is_dir() and not self.path.exists():  # else sqlite3 reports the missing folder
+            ensure_private(self.path)
+
+    def _tighten(self) -> None:
+        """Take group and other access off a log an older fedseed wrote -- once it is known to be a round log."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            path = self.path.with_name(self.path.name + suffix)
+            if path.exists():
+                ensure_private(path)
 
     def _open(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -17,6 +17,7 @@ import grpc
 
 from fedseed import rng_spec, wire
 from fedseed.config import Config, to_dict
+from fedseed.private import open_private
 from fedseed.progress import Progress
 from fedseed.records import RoundRecord
 from fedseed.resume import check_resumable, restore, start_log
@@ -95,7 +96,7 @@ class Coordinator(RoundLifecycle):
             check_resumable(self.log, self.cfg, self.host.fingerprint)
             self.run_id = str(self.log.meta("run_id"))
             records = restore(self.machine, self.log)
-        with open(self.out / "metrics.jsonl", "w", encoding="utf-8") as f:  # rebuilt from the log on resume
+        with open_private(self.out / "metrics.jsonl") as f:  # rebuilt from the log on resume
             f.writelines(json.dumps(r.to_json()) + "\n" for r in records)
         return records
 

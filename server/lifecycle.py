@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from fedseed.private import open_private, write_private_text
 from fedseed.records import RunSummary
 from fedseed.server.accounting import Traffic
 from fedseed.server.rounds import OpenRound
@@ -128,7 +129,7 @@ class RoundLifecycle:
                                      o.drawn_before, why_dropped=self.refused)
         record.traffic = self.traffic.pop(r, Traffic()).as_dict()
         self.machine.commit(closed, record)
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+        with open_private(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record.to_json()) + "\n")
         self.records.append(record)
         self.checksums[r] = record.checksum
@@ -154,7 +155,7 @@ class RoundLifecycle:
         if records and self.checksums.get(self.last):
             records[-1].checksum = self.checksums[self.last]
         summary = RunSummary.of("server", self.cfg, records, time.time() - self.started)
-        (self.out / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_private_text(self.out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
 
     def done(self) -> bool:
         """Finished, and every admitted client has been told so (or linger_s has passed)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from fedseed.config import Config
 from fedseed.federation import Federation, build_federation
+from fedseed.private import open_private, write_private_text
 from fedseed.progress import Progress
 from fedseed.records import RoundRecord, RunSummary
 from fedseed.resume import check_resumable, restore, start_log
@@ -54,7 +55,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
             for update in log.updates(1, records[-1].round):
                 backend.push(update)
                 backend.sync()  # one update at a time: a dense round is a whole model
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as mf:
+        with open_private(out / "metrics.jsonl", "a") as mf:
             for r in range(records[-1].round + 1, cfg.run.rounds + 1):
                 record = driver_round(machine, fed, backend, r)
                 records.append(record)
@@ -73,7 +74,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
             log.close()
     wall_s = (records[0].setup_s or 0.0) + sum(r.wall_s + r.eval_s for r in records)
     summary = RunSummary.of("simulate", cfg, records, wall_s, **extra).to_json()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_private_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     from fedseed.plots import plot_curves
 
     plot_curves([r.to_json() for r in records], out / "curves.png",
@@ -121,7 +122,7 @@ def start(out: pathlib.Path, cfg: Config, fed: Federation,
     zero = RoundRecord(round=0, evals=evals, wall_s=round(time.time() - t0, 3), setup_s=round(setup_s, 3),
                        checksum=fed.state.checksum(), peak_rss_mib=round(peak_rss_mib(), 1))
     log.set_meta(round0=zero.to_json())
-    (out / "metrics.jsonl").write_text(json.dumps(zero.to_json()) + "\n", encoding="utf-8")
+    write_private_text(out / "metrics.jsonl", json.dumps(zero.to_json()) + "\n")
     return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate), [zero]
 
 
@@ -135,5 +136,5 @@ def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, R
     except BaseException:
         log.close()
         raise
-    (out / "metrics.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records), encoding="utf-8")
+    write_private_text(out / "metrics.jsonl", "".join(json.dumps(r.to_json()) + "\n" for r in records))
     return log, machine, records

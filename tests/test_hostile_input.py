@@ -2,6 +2,7 @@
 messages: every one gets an error status, the coordinator stays up, and its log is unchanged."""
 
 import hashlib
+import os
 import random
 import sqlite3
 import time
@@ -122,3 +123,13 @@ def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
     for name in ("", SERVICE):
         reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_running_coordinators_files_are_private(coordinator):
+    """The log (every client's payload), its WAL and shared memory, metrics and summary: mode 0600."""
+    server, tmp = coordinator
+    server.coord.write_summary()
+    out = tmp / "server"
+    names = ("log.sqlite", "log.sqlite-wal", "log.sqlite-shm", "metrics.jsonl", "summary.json")
+    modes = {n: os.stat(out / n).st_mode & 0o777 for n in names}
+    assert modes == dict.fromkeys(names, 0o600), modes

@@ -2,6 +2,7 @@
 catches up bit-identically, and an exported checkpoint loads and scores like the simulation."""
 
 import json
+import os
 import shutil
 import sqlite3
 
@@ -41,6 +42,8 @@ def test_outputs_written(smoke_run):
             assert r["bytes_up"] <= 3 * 36
     assert "eval_accuracy" in rows[-1] and (out / "curves.png").stat().st_size > 1000
     assert summary["final_checksum"] == rows[-1]["checksum"]
+    for name in ("log.sqlite", "metrics.jsonl", "summary.json"):  # every client's scalars: the owner's only
+        assert os.stat(out / name).st_mode & 0o777 == 0o600, name
 
 
 def test_materialised_rounds_match_simulation(smoke_run):
@@ -166,3 +169,25 @@ def test_reading_commands_change_no_file_and_refuse_what_is_not_a_log(smoke_run,
     assert main(["export", str(copy), "--out", str(tmp_path / "ckpt")]) == 2
     assert "not empty" in capsys.readouterr().err and sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
         "notes.txt"]
+
+
+def test_a_log_and_its_wal_are_created_private_and_an_older_one_tightened(tmp_path):
+    old = os.umask(0)  # nothing masked: only a file created 0600 comes out 0600
+    try:
+        log = RoundLog(tmp_path / "log.sqlite")
+        log.set_meta(run_id="r")
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        log.close()
+        assert modes == {"log.sqlite": 0o600, "log.sqlite-wal": 0o600, "log.sqlite-shm": 0o600}, modes
+        (tmp_path / "log.sqlite").chmod(0o644)  # as an older fedseed left it
+        RoundLog.open_existing(tmp_path).close()
+        assert (tmp_path / "log.sqlite").stat().st_mode & 0o777 == 0o644  # reading changes nothing
+        RoundLog(tmp_path / "log.sqlite").close()
+        assert (tmp_path / "log.sqlite").stat().st_mode & 0o777 == 0o600
+        (tmp_path / "text").write_text("not a database")
+        (tmp_path / "text").chmod(0o644)
+        with pytest.raises(ValueError):
+            RoundLog(tmp_path / "text")
+        assert (tmp_path / "text").stat().st_mode & 0o777 == 0o644  # not a log: left as it was
+    finally:
+        os.umask(old)
