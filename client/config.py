@@ -18,6 +18,7 @@ class ClientSection:
     cert: str = ""  # client certificate + key for mutual TLS
     cert_key: str = ""
     server_name: str = ""  # TLS name to check when it differs from the address's host
+    coordinator: str = ""  # set: join only the coordinator of this identity (its server.name or "sha256:...")
     insecure: bool = False  # allow plaintext to a non-loopback coordinator (never for real deployments)
     out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id> in the working folder)
     data: str = ""  # a local JSONL file to train on instead of the run's partition

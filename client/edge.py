@@ -47,7 +47,8 @@ class EdgeClient:
     # ---- setup -------------------------------------------------------------------------------------------
     def join(self) -> None:
         offer = {"codecs": list(CODECS), "direction_kinds": list(rng_spec.KINDS), "software": SOFTWARE}
-        reply = self.session.call("Join", pb.JoinRequest(**offer))
+        reply = self.session.call("Join", pb.JoinRequest(**offer))  # a hello: the run, signed for no run yet
+        self.session.bind(reply.run)
         cfg = build_config(json.loads(reply.run.config_json))
         if self.sec.threads:
             cfg.model.threads = self.sec.threads

@@ -59,13 +59,15 @@ class Session:
             for m, cls in REPLIES.items()}
         self.lock = threading.Lock()  # one request at a time, so nonces arrive in the order they were signed
         self.nonce = time.time_ns() // 1000  # increasing across restarts of this client too
+        self.run_id = self.coordinator = ""  # what requests are signed for; learnt from a hello Join
         self.bytes_up = 0
         self.bytes_down = 0
         self.last_reply = time.monotonic()
 
     def _send(self, method: str, request: Message, timeout: float) -> Message | list[Message]:
         self.nonce += 1
-        sign_request(request, method, self.sec.id, self.key, self.nonce, int(time.time() * 1000))
+        sign_request(request, method, self.sec.id, self.key, self.nonce, int(time.time() * 1000), self.run_id,
+                     self.coordinator)
         self.bytes_up += request.ByteSize()
         if method == "SyncLog":
             replies = list(self.calls[method](request, timeout=timeout))
@@ -101,6 +103,16 @@ class Session:
                         f"down{tls}", e.code()) from None
             time.sleep(delay)
             delay = min(2 * delay, 5.0)
+
+    def bind(self, run: pb.RunConfig) -> None:
+        """Sign every later request for this run of this coordinator (from a hello's RunConfig); a client that
+        pins its coordinator (client.coordinator) refuses any other."""
+        if self.sec.coordinator and run.coordinator != self.sec.coordinator:
+            raise ConfigError(f"the coordinator at {self.target} is {run.coordinator!r}, not the one "
+                              f"client.coordinator names ({self.sec.coordinator!r}): refusing to join it")
+        if not run.run_id or not run.coordinator:
+            raise RuntimeError(f"the coordinator at {self.target} named no run id or identity in its reply")
+        self.run_id, self.coordinator = run.run_id, run.coordinator
 
     def stream(self, method: str, request: Message) -> Iterator[Message]:
         yield from self.call(method, request, timeout=None)  # type: ignore[misc]

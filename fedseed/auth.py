@@ -1,9 +1,10 @@
 """Signed requests: every client holds an Ed25519 key; the coordinator keeps an allow-list of public keys and
 refuses unknown clients, bad signatures, clocks too far off, and replayed or reordered nonces.
 
-Signing bytes: b"fedseed.v1\\0" + method + b"\\0" + client_id + b"\\0" + nonce (8 bytes, big-endian)
-+ timestamp_ms (8 bytes, big-endian, signed) + sha256(the request serialized deterministically with an
-empty signature).
+Signing bytes: b"fedseed.v1\\0" + method + b"\\0" + client_id + b"\\0" + run_id + b"\\0" + coordinator + b"\\0"
++ nonce (8 bytes, big-endian) + timestamp_ms (8 bytes, big-endian, signed) + sha256(the request serialized
+deterministically with an empty signature). run_id and coordinator bind a request to one run of one coordinator;
+both are empty only in a hello (a Join that asks for the configuration and changes nothing).
 """
 
 from __future__ import annotations
@@ -59,14 +60,16 @@ def signing_bytes(request: Message, method: str) -> bytes:
     body.CopyFrom(request)
     body.auth.signature = b""  # type: ignore[attr-defined]
     digest = hashlib.sha256(body.SerializeToString(deterministic=True)).digest()
-    return (DOMAIN + method.encode() + b"\0" + auth.client_id.encode() + b"\0"
-            + struct.pack(">Qq", auth.nonce, auth.timestamp_ms) + digest)
+    return (DOMAIN + b"\0".join(s.encode() for s in (method, auth.client_id, auth.run_id, auth.coordinator))
+            + b"\0" + struct.pack(">Qq", auth.nonce, auth.timestamp_ms) + digest)
 
 
 def sign_request(request: Message, method: str, client_id: str, key: Ed25519PrivateKey, nonce: int,
-                 timestamp_ms: int) -> None:
+                 timestamp_ms: int, run_id: str = "", coordinator: str = "") -> None:
+    """Sign for one run of one coordinator (run_id and coordinator from its RunConfig; empty: a hello)."""
     auth = request.auth  # type: ignore[attr-defined]
     auth.client_id, auth.nonce, auth.timestamp_ms = client_id, nonce, timestamp_ms
+    auth.run_id, auth.coordinator = run_id, coordinator
     auth.signature = key.sign(signing_bytes(request, method))
 
 
@@ -78,15 +81,32 @@ _STAND_IN = VerifyKey(Ed25519PrivateKey.generate().public_key().public_bytes(ser
 class Verifier:
     """Checks signed requests against an allow-list {client_id: public key hex}; tracks nonces."""
 
-    def __init__(self, allow_list: dict[str, str], max_skew_ms: int = MAX_SKEW_MS) -> None:
-        # libsodium verifies about twice as fast as OpenSSL here, and verification is the coordinator's hot path
-        self.keys = {cid: VerifyKey(bytes.fromhex(h)) for cid, h in allow_list.items()}
+    def __init__(self, allow_list: dict[str, str], max_skew_ms: int = MAX_SKEW_MS, run_id: str = "",
+                 coordinator: str = "") -> None:
+        self.set_keys(allow_list)
         self.max_skew_ms = max_skew_ms
+        self.run_id, self.coordinator = run_id, coordinator
         self.last_nonce: dict[str, int] = {}
 
-    def verify(self, request: Message, method: str, now_ms: int) -> str:
+    def set_keys(self, allow_list: dict[str, str]) -> None:
+        # libsodium verifies about twice as fast as OpenSSL here, and verification is the coordinator's hot path
+        self.keys = {cid: VerifyKey(bytes.fromhex(h)) for cid, h in allow_list.items()}
+
+    def _check_run(self, run_id: str, coordinator: str, hello: bool) -> None:
+        if hello and not run_id and not coordinator:
+            return
+        if not run_id:
+            raise AuthError("request names no run: only a hello Join (empty layout) may; send one to learn the "
+                            "run id and coordinator to sign for")
+        if (run_id, coordinator) != (self.run_id, self.coordinator):  # what was sent is shown, never ours
+            raise AuthError(f"request is signed for run {run_id[:64]!r} of coordinator {coordinator[:96]!r}, not "
+                            "for this coordinator's run: it was captured elsewhere, or the client is from another "
+                            "run and must join this one afresh")
+
+    def verify(self, request: Message, method: str, now_ms: int, hello: bool = False) -> str:
         """The verified client id; raises AuthError and records nothing when the request must be refused.
 
+        hello: the request is a Join asking only for the configuration, the one request that may name no run.
         The checks that cost nothing run first, so a stale request costs no hashing or verification. An unknown
         id and a bad signature get one message, and an unknown id is verified against a stand-in key, so
         neither the reply nor its timing tells which ids the allow-list holds."""
@@ -97,6 +117,7 @@ class Verifier:
             raise AuthError("signature must be 64 bytes")
         if abs(auth.timestamp_ms - now_ms) > self.max_skew_ms:
             raise AuthError(f"timestamp {auth.timestamp_ms} is more than {self.max_skew_ms} ms from server time")
+        self._check_run(auth.run_id, auth.coordinator, hello)
         key = self.keys.get(auth.client_id)
         try:
             (key or _STAND_IN).verify(signing_bytes(request, method), auth.signature)

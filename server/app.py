@@ -52,7 +52,8 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
     (coord.out / "server.port").write_text(f"{port}\n", encoding="utf-8")
     print(f"fedseed server: listening on {sec.address.rpartition(':')[0]}:{port} "
           f"({'mutual TLS' if sec.client_ca else 'TLS' if sec.tls_cert else 'plaintext'}), run of "
-          f"{cfg.run.rounds} rounds, {coord.last} logged; writing {coord.out}", file=sys.stderr, flush=True)
+          f"{cfg.run.rounds} rounds, {coord.last} logged; writing {coord.out}; coordinator {coord.identity}, run "
+          f"{coord.run_id}", file=sys.stderr, flush=True)
     if on_ready is not None:
         on_ready(coord, port)
     stop = asyncio.Event()

@@ -6,6 +6,9 @@ import math
 import pathlib
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from fedseed.config import Config, ConfigError, build_config, fill_section, load_document
 from fedseed.private import check_private_key
 from fedseed.transport import is_loopback
@@ -14,6 +17,7 @@ from fedseed.transport import is_loopback
 @dataclass
 class ServerSection:
     address: str = "127.0.0.1:50051"  # port 0: any free port, written to <out>/server.port
+    name: str = ""  # this coordinator's identity, signed into every request (default: see coordinator_identity)
     out: str = "runs/server"  # log.sqlite, metrics.jsonl, summary.json (relative to the file when set)
     clients: str = ""  # allow-list JSON from `fedseed certs --clients` ({"clients": [{id, public_key, index}]})
     tls_cert: str = ""  # server certificate + key (PEM); required outside loopback unless insecure
@@ -28,6 +32,18 @@ class ServerSection:
     max_message_bytes: int = 4 << 20
     max_wait_ms: int = 30_000  # longest long-poll the coordinator holds
     linger_s: float = 30.0  # after the last round, wait at most this long for admitted clients to learn it
+
+
+def coordinator_identity(sec: ServerSection) -> str:
+    """What names this coordinator in every signed request: server.name; else the SHA-256 fingerprint of its TLS
+    certificate, which only the holder of its key can present (and which a client may pin); else, on plaintext
+    (loopback), its configured address. It stays the same across restarts, so clients' retries keep working."""
+    if sec.name:
+        return sec.name
+    if sec.tls_cert:
+        cert = x509.load_pem_x509_certificate(pathlib.Path(sec.tls_cert).read_bytes())
+        return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
+    return f"plaintext {sec.address}"
 
 
 def validate_server(sec: ServerSection, cfg: Config) -> None:
@@ -49,6 +65,13 @@ def validate_server(sec: ServerSection, cfg: Config) -> None:
             check_private_key(sec.tls_key)
         except ValueError as e:
             raise ConfigError(f"config key 'server.tls_key': {e}") from None
+    if len(sec.name) > 128 or not sec.name.isprintable():
+        raise ConfigError("config key 'server.name' must be at most 128 printable characters")
+    if sec.tls_cert:
+        try:
+            coordinator_identity(sec)
+        except ValueError as e:
+            raise ConfigError(f"config key 'server.tls_cert': {sec.tls_cert} is not a PEM certificate: {e}") from None
     if sec.client_ca and not sec.tls_cert:
         raise ConfigError("config key 'server.client_ca' (mutual TLS) needs server.tls_cert and server.tls_key")
     if not sec.tls_cert and not is_loopback(sec.address) and not sec.insecure:

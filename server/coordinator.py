@@ -24,7 +24,7 @@ from fedseed.resume import check_resumable, restore, start_log
 from fedseed.round_machine import ResultRefused, RoundMachine
 from fedseed.roundlog import RoundLog
 from fedseed.server.accounting import Traffic
-from fedseed.server.config import ServerSection
+from fedseed.server.config import ServerSection, coordinator_identity
 from fedseed.server.lifecycle import RoundLifecycle
 from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
@@ -68,7 +68,8 @@ class Coordinator(RoundLifecycle):
         self.records = self._start_or_resume()
         self.progress = Progress(cfg.run.rounds, True, prefix="fedseed server: ")
         self.progress.resume_from(self.records)
-        self.registry = Registry(self.log.db, entries)
+        self.identity = coordinator_identity(sec)
+        self.registry = Registry(self.log.db, entries, self.run_id, self.identity)
         self.last = self.records[-1].round
         # the log's checksums: a coordinator without the model learns them after a round's record is written
         self.checksums = {r: self.log.checksum(r) for r in range(1, self.last + 1)} | {0: self.host.base_checksum}
@@ -111,7 +112,8 @@ class Coordinator(RoundLifecycle):
     def run_config(self, entry: ClientEntry) -> pb.RunConfig:
         return pb.RunConfig(run_id=self.run_id, strategy=self.cfg.strategy.name, config_json=self.config_json,
                             direction_kind=self.cfg.strategy.direction,
-                            codec=self.cfg.strategy.codec, last_round=self.last, client_index=entry.index)
+                            codec=self.cfg.strategy.codec, last_round=self.last, client_index=entry.index,
+                            coordinator=self.identity)
 
     def wire_round(self, r: int, omit: int | None) -> pb.GlobalUpdate:
         return self.wire.round(r, self.checksums.get(r, ""), omit)

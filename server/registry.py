@@ -56,12 +56,14 @@ def load_allow_list(path: str | pathlib.Path, num_clients: int) -> dict[str, Cli
 
 
 class Registry:
-    def __init__(self, db: sqlite3.Connection, entries: dict[str, ClientEntry]) -> None:
+    def __init__(self, db: sqlite3.Connection, entries: dict[str, ClientEntry], run_id: str,
+                 coordinator: str) -> None:
         self.db = db
         self.db.executescript(SCHEMA)
         self.entries = entries
         self.by_index = {e.index: e for e in entries.values()}
-        self.verifier = Verifier({cid: e.public_key for cid, e in entries.items()})
+        self.verifier = Verifier({cid: e.public_key for cid, e in entries.items()}, run_id=run_id,
+                                 coordinator=coordinator)
         self.admitted: set[str] = set()
         for cid, nonce, admitted in db.execute("SELECT id, last_nonce, admitted FROM clients"):
             if cid in entries:
@@ -74,7 +76,8 @@ class Registry:
 
     def verify(self, request: Message, method: str) -> ClientEntry:
         """The verified client; raises fedseed.auth.AuthError (nothing recorded) for a request to refuse."""
-        cid = self.verifier.verify(request, method, int(time.time() * 1000))
+        hello = method == "Join" and not request.layout.fingerprint  # type: ignore[attr-defined]
+        cid = self.verifier.verify(request, method, int(time.time() * 1000), hello)
         self.dirty[cid] = self.verifier.last_nonce[cid]
         self.last_seen[cid] = time.monotonic()
         return self.entries[cid]

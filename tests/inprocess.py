@@ -13,6 +13,7 @@ from fedseed.auth import sign_request
 from fedseed.server.app import serve
 from fedseed.server.config import load_server_config
 from fedseed.transport import method_path
+from fedseed.v1 import coordinator_pb2 as pb
 
 
 class ServerThread:
@@ -47,11 +48,22 @@ class ServerThread:
 
 
 class Caller:
+    """Signs raw requests as the allow-listed clients whose keys it holds; hello() learns the run to sign for."""
+
     def __init__(self, port: int, keys) -> None:
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.keys = keys
         self.nonce = time.time_ns() // 1000
         self.codes: collections.Counter = collections.Counter()
+        self.run_id = self.coordinator = ""
+
+    def hello(self, cid: str = "c0"):
+        """A configuration-only Join; later requests are signed for the run it names."""
+        self.run_id = self.coordinator = ""
+        reply = pb.JoinReply.FromString(self.channel.unary_unary(method_path("Join"))(
+            self.signed("Join", pb.JoinRequest(), cid=cid).SerializeToString(), timeout=10))
+        self.run_id, self.coordinator = reply.run.run_id, reply.run.coordinator
+        return reply.run
 
     def raw(self, method: str, data: bytes) -> grpc.StatusCode:
         path = method_path(method)
@@ -67,7 +79,7 @@ class Caller:
     def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None):
         self.nonce += 1
         sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
-                     int(time.time() * 1000) if ts is None else ts)
+                     int(time.time() * 1000) if ts is None else ts, self.run_id, self.coordinator)
         return msg
 
     def send(self, method: str, msg) -> grpc.StatusCode:

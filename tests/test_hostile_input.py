@@ -52,6 +52,7 @@ def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
     server, tmp = coordinator
     keys = {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1")}
     call = Caller(server.port, keys)
+    assert call.hello().run_id == server.coord.run_id
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
     assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp))) == grpc.StatusCode.OK
     deadline = time.monotonic() + 30

@@ -60,6 +60,7 @@ def test_unaggregable_result_refused_and_dropped_at_close_across_kill9(tmp_path)
     try:
         fed.start_server()
         call = Caller(fed.port, {"c2": load_private_key(fed.out / "keys" / "c2.ed25519")})
+        call.hello("c2")
         fingerprint = json.loads(fed.query("SELECT value FROM meta WHERE key = 'fingerprint'")[0][0])
         join = pb.JoinRequest(layout=pb.LayoutFingerprint(spec_version=SPEC_VERSION, fingerprint=fingerprint))
         assert call.send("Join", call.signed("Join", join, cid="c2")) == grpc.StatusCode.OK

@@ -26,6 +26,7 @@ def test_round_short_of_quorum_is_redrawn_keeping_accepted_results(tmp_path):
     server = ServerThread(str(tmp_path / "server.toml"), []).start()
     keys = {c: load_private_key(tmp_path / "keys" / f"{c}.ed25519") for c in ("c0", "c1")}
     call = Caller(server.port, keys)
+    call.hello()
     try:
         fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
         for c in ("c0", "c1"):

@@ -1,8 +1,12 @@
 """TLS, mutual TLS and signed requests over real sockets: a client with the right certificate and key trains a
 whole run; one without a valid certificate or key is refused; plaintext is refused outside loopback."""
 
+import dataclasses
+
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from inprocess import ServerThread
 
 from fedseed.cli import main
@@ -57,7 +61,12 @@ def test_mutual_tls_run_and_refusals(pki, tmp_path):
         assert refused(target, client(good, tmp_path, cert=False)) == grpc.StatusCode.UNAVAILABLE  # no cert
         assert refused(target, client(good, tmp_path, ca_dir=other)) == grpc.StatusCode.UNAVAILABLE  # wrong CA
         assert refused(target, client(good, tmp_path, key_of="c1")) == grpc.StatusCode.UNAUTHENTICATED  # wrong key
-        summary = EdgeClient(target, client(good, tmp_path)).run()
+        fingerprint = x509.load_pem_x509_certificate((good / "server.pem").read_bytes()).fingerprint(hashes.SHA256())
+        assert server.coord.identity == "sha256:" + fingerprint.hex()  # what every request is signed for
+        with pytest.raises(ConfigError, match="not the one client.coordinator names"):
+            EdgeClient(target, dataclasses.replace(client(good, tmp_path), coordinator="sha256:00")).join()
+        summary = EdgeClient(target, dataclasses.replace(client(good, tmp_path),
+                                                         coordinator=server.coord.identity)).run()
     finally:
         server.stop()
     assert server.error is None

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x65\x64seed/v1/coordinator.proto\x12\nfedseed.v1\"X\n\x0bRequestAuth\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12\x11\n\tsignature\x18\x04 \x01(\x0c\">\n\x11LayoutFingerprint\x12\x14\n\x0cspec_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"\x9e\x01\n\x0bJoinRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12-\n\x06layout\x18\x02 \x01(\x0b\x32\x1d.fedseed.v1.LayoutFingerprint\x12\x0e\n\x06\x63odecs\x18\x03 \x03(\t\x12\x17\n\x0f\x64irection_kinds\x18\x04 \x03(\t\x12\x10\n\x08software\x18\x05 \x01(\t\"\x93\x01\n\tRunConfig\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x03 \x01(\t\x12\x16\n\x0e\x64irection_kind\x18\x04 \x01(\t\x12\r\n\x05\x63odec\x18\x05 \x01(\t\x12\x12\n\nlast_round\x18\x06 \x01(\r\x12\x14\n\x0c\x63lient_index\x18\x07 \x01(\r\"A\n\tJoinReply\x12\"\n\x03run\x18\x01 \x01(\x0b\x32\x15.fedseed.v1.RunConfig\x12\x10\n\x08\x61\x64mitted\x18\x02 \x01(\x08\"\x8d\x01\n\x10\x46\x65tchTaskRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\x15\n\rapplied_round\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x16\n\x0estate_checksum\x18\x04 \x01(\x0c\x12\x12\n\nheld_round\x18\x05 \x01(\r\"f\n\tRoundTask\x12\r\n\x05round\x18\x01 \x01(\r\x12\n\n\x02lr\x18\x02 \x01(\x01\x12\x11\n\tbroadcast\x18\x03 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x16\n\x0estate_checksum\x18\x05 \x01(\x0c\" \n\nSyncNeeded\x12\x12\n\nlast_round\x18\x01 \x01(\r\"\x1e\n\x04Wait\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\r\"7\n\x08\x46inished\x12\x13\n\x0b\x66inal_round\x18\x01 \x01(\r\x12\x16\n\x0e\x66inal_checksum\x18\x02 \x01(\x0c\"\xd5\x01\n\x04Task\x12&\n\x05round\x18\x01 \x01(\x0b\x32\x15.fedseed.v1.RoundTaskH\x00\x12 \n\x04wait\x18\x02 \x01(\x0b\x32\x10.fedseed.v1.WaitH\x00\x12(\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x14.fedseed.v1.FinishedH\x00\x12&\n\x04sync\x18\x04 \x01(\x0b\x32\x16.fedseed.v1.SyncNeededH\x00\x12)\n\x07updates\x18\x05 \x03(\x0b\x32\x18.fedseed.v1.GlobalUpdateB\x06\n\x04kind\"\xae\x01\n\rUpdateRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x04\x12\x16\n\x0estart_checksum\x18\x05 \x01(\x0c\x12\x12\n\ntrain_loss\x18\x06 \x01(\x02\x12\x15\n\rskipped_steps\x18\x07 \x01(\r\"\x1c\n\x0bUpdateReply\x12\r\n\x05round\x18\x01 \x01(\r\"X\n\x0bSyncRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\x12\n\nfrom_round\x18\x02 \x01(\r\x12\x0e\n\x06merged\x18\x03 \x01(\x08\"E\n\rRelayedResult\x12\x0e\n\x06\x63lient\x18\x01 \x01(\r\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x04\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"\x89\x02\n\x0cGlobalUpdate\x12\r\n\x05round\x18\x01 \x01(\r\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05seeds\x18\x03 \x03(\x04\x12\r\n\x05\x63oefs\x18\x04 \x01(\x0c\x12\x0e\n\x06starts\x18\x05 \x03(\x04\x12\r\n\x05stops\x18\x06 \x03(\x04\x12\x14\n\x0cpool_indices\x18\x07 \x03(\r\x12\x10\n\x08\x63hecksum\x18\x08 \x01(\x0c\x12\x0e\n\x06merged\x18\t \x01(\x08\x12\x13\n\x0b\x66irst_round\x18\n \x01(\r\x12\n\n\x02lr\x18\x0b \x01(\x01\x12*\n\x07results\x18\x0c \x03(\x0b\x32\x19.fedseed.v1.RelayedResult\x12\x1a\n\x12own_result_omitted\x18\r \x01(\x08\"9\n\x10HeartbeatRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\"?\n\x0eHeartbeatReply\x12\x16\n\x0eserver_time_ms\x18\x01 \x01(\x03\x12\x15\n\rcurrent_round\x18\x02 \x01(\r2\xcd\x02\n\x0b\x43oordinator\x12\x36\n\x04Join\x12\x17.fedseed.v1.JoinRequest\x1a\x15.fedseed.v1.JoinReply\x12;\n\tFetchTask\x12\x1c.fedseed.v1.FetchTaskRequest\x1a\x10.fedseed.v1.Task\x12\x42\n\x0cSubmitUpdate\x12\x19.fedseed.v1.UpdateRequest\x1a\x17.fedseed.v1.UpdateReply\x12>\n\x07SyncLog\x12\x17.fedseed.v1.SyncRequest\x1a\x18.fedseed.v1.GlobalUpdate0\x01\x12\x45\n\tHeartbeat\x12\x1c.fedseed.v1.HeartbeatRequest\x1a\x1a.fedseed.v1.HeartbeatReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66\x65\x64seed/v1/coordinator.proto\x12\nfedseed.v1\"}\n\x0bRequestAuth\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12\x13\n\x0b\x63oordinator\x18\x06 \x01(\t\">\n\x11LayoutFingerprint\x12\x14\n\x0cspec_version\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\"\x9e\x01\n\x0bJoinRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12-\n\x06layout\x18\x02 \x01(\x0b\x32\x1d.fedseed.v1.LayoutFingerprint\x12\x0e\n\x06\x63odecs\x18\x03 \x03(\t\x12\x17\n\x0f\x64irection_kinds\x18\x04 \x03(\t\x12\x10\n\x08software\x18\x05 \x01(\t\"\xa8\x01\n\tRunConfig\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x03 \x01(\t\x12\x16\n\x0e\x64irection_kind\x18\x04 \x01(\t\x12\r\n\x05\x63odec\x18\x05 \x01(\t\x12\x12\n\nlast_round\x18\x06 \x01(\r\x12\x14\n\x0c\x63lient_index\x18\x07 \x01(\r\x12\x13\n\x0b\x63oordinator\x18\x08 \x01(\t\"A\n\tJoinReply\x12\"\n\x03run\x18\x01 \x01(\x0b\x32\x15.fedseed.v1.RunConfig\x12\x10\n\x08\x61\x64mitted\x18\x02 \x01(\x08\"\x8d\x01\n\x10\x46\x65tchTaskRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\x15\n\rapplied_round\x18\x02 \x01(\r\x12\x0f\n\x07wait_ms\x18\x03 \x01(\r\x12\x16\n\x0estate_checksum\x18\x04 \x01(\x0c\x12\x12\n\nheld_round\x18\x05 \x01(\r\"f\n\tRoundTask\x12\r\n\x05round\x18\x01 \x01(\r\x12\n\n\x02lr\x18\x02 \x01(\x01\x12\x11\n\tbroadcast\x18\x03 \x01(\x0c\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x16\n\x0estate_checksum\x18\x05 \x01(\x0c\" \n\nSyncNeeded\x12\x12\n\nlast_round\x18\x01 \x01(\r\"\x1e\n\x04Wait\x12\x16\n\x0eretry_after_ms\x18\x01 \x01(\r\"7\n\x08\x46inished\x12\x13\n\x0b\x66inal_round\x18\x01 \x01(\r\x12\x16\n\x0e\x66inal_checksum\x18\x02 \x01(\x0c\"\xd5\x01\n\x04Task\x12&\n\x05round\x18\x01 \x01(\x0b\x32\x15.fedseed.v1.RoundTaskH\x00\x12 \n\x04wait\x18\x02 \x01(\x0b\x32\x10.fedseed.v1.WaitH\x00\x12(\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x14.fedseed.v1.FinishedH\x00\x12&\n\x04sync\x18\x04 \x01(\x0b\x32\x16.fedseed.v1.SyncNeededH\x00\x12)\n\x07updates\x18\x05 \x03(\x0b\x32\x18.fedseed.v1.GlobalUpdateB\x06\n\x04kind\"\xae\x01\n\rUpdateRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x04\x12\x16\n\x0estart_checksum\x18\x05 \x01(\x0c\x12\x12\n\ntrain_loss\x18\x06 \x01(\x02\x12\x15\n\rskipped_steps\x18\x07 \x01(\r\"\x1c\n\x0bUpdateReply\x12\r\n\x05round\x18\x01 \x01(\r\"X\n\x0bSyncRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\x12\x12\n\nfrom_round\x18\x02 \x01(\r\x12\x0e\n\x06merged\x18\x03 \x01(\x08\"E\n\rRelayedResult\x12\x0e\n\x06\x63lient\x18\x01 \x01(\r\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x04\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\"\x89\x02\n\x0cGlobalUpdate\x12\r\n\x05round\x18\x01 \x01(\r\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05seeds\x18\x03 \x03(\x04\x12\r\n\x05\x63oefs\x18\x04 \x01(\x0c\x12\x0e\n\x06starts\x18\x05 \x03(\x04\x12\r\n\x05stops\x18\x06 \x03(\x04\x12\x14\n\x0cpool_indices\x18\x07 \x03(\r\x12\x10\n\x08\x63hecksum\x18\x08 \x01(\x0c\x12\x0e\n\x06merged\x18\t \x01(\x08\x12\x13\n\x0b\x66irst_round\x18\n \x01(\r\x12\n\n\x02lr\x18\x0b \x01(\x01\x12*\n\x07results\x18\x0c \x03(\x0b\x32\x19.fedseed.v1.RelayedResult\x12\x1a\n\x12own_result_omitted\x18\r \x01(\x08\"9\n\x10HeartbeatRequest\x12%\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x17.fedseed.v1.RequestAuth\"?\n\x0eHeartbeatReply\x12\x16\n\x0eserver_time_ms\x18\x01 \x01(\x03\x12\x15\n\rcurrent_round\x18\x02 \x01(\r2\xcd\x02\n\x0b\x43oordinator\x12\x36\n\x04Join\x12\x17.fedseed.v1.JoinRequest\x1a\x15.fedseed.v1.JoinReply\x12;\n\tFetchTask\x12\x1c.fedseed.v1.FetchTaskRequest\x1a\x10.fedseed.v1.Task\x12\x42\n\x0cSubmitUpdate\x12\x19.fedseed.v1.UpdateRequest\x1a\x17.fedseed.v1.UpdateReply\x12>\n\x07SyncLog\x12\x17.fedseed.v1.SyncRequest\x1a\x18.fedseed.v1.GlobalUpdate0\x01\x12\x45\n\tHeartbeat\x12\x1c.fedseed.v1.HeartbeatRequest\x1a\x1a.fedseed.v1.HeartbeatReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,41 +32,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedseed.v1.coordinator_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REQUESTAUTH']._serialized_start=44
-  _globals['_REQUESTAUTH']._serialized_end=132
-  _globals['_LAYOUTFINGERPRINT']._serialized_start=134
-  _globals['_LAYOUTFINGERPRINT']._serialized_end=196
-  _globals['_JOINREQUEST']._serialized_start=199
-  _globals['_JOINREQUEST']._serialized_end=357
-  _globals['_RUNCONFIG']._serialized_start=360
-  _globals['_RUNCONFIG']._serialized_end=507
-  _globals['_JOINREPLY']._serialized_start=509
-  _globals['_JOINREPLY']._serialized_end=574
-  _globals['_FETCHTASKREQUEST']._serialized_start=577
-  _globals['_FETCHTASKREQUEST']._serialized_end=718
-  _globals['_ROUNDTASK']._serialized_start=720
-  _globals['_ROUNDTASK']._serialized_end=822
-  _globals['_SYNCNEEDED']._serialized_start=824
-  _globals['_SYNCNEEDED']._serialized_end=856
-  _globals['_WAIT']._serialized_start=858
-  _globals['_WAIT']._serialized_end=888
-  _globals['_FINISHED']._serialized_start=890
-  _globals['_FINISHED']._serialized_end=945
-  _globals['_TASK']._serialized_start=948
-  _globals['_TASK']._serialized_end=1161
-  _globals['_UPDATEREQUEST']._serialized_start=1164
-  _globals['_UPDATEREQUEST']._serialized_end=1338
-  _globals['_UPDATEREPLY']._serialized_start=1340
-  _globals['_UPDATEREPLY']._serialized_end=1368
-  _globals['_SYNCREQUEST']._serialized_start=1370
-  _globals['_SYNCREQUEST']._serialized_end=1458
-  _globals['_RELAYEDRESULT']._serialized_start=1460
-  _globals['_RELAYEDRESULT']._serialized_end=1529
-  _globals['_GLOBALUPDATE']._serialized_start=1532
-  _globals['_GLOBALUPDATE']._serialized_end=1797
-  _globals['_HEARTBEATREQUEST']._serialized_start=1799
-  _globals['_HEARTBEATREQUEST']._serialized_end=1856
-  _globals['_HEARTBEATREPLY']._serialized_start=1858
-  _globals['_HEARTBEATREPLY']._serialized_end=1921
-  _globals['_COORDINATOR']._serialized_start=1924
-  _globals['_COORDINATOR']._serialized_end=2257
+  _globals['_REQUESTAUTH']._serialized_end=169
+  _globals['_LAYOUTFINGERPRINT']._serialized_start=171
+  _globals['_LAYOUTFINGERPRINT']._serialized_end=233
+  _globals['_JOINREQUEST']._serialized_start=236
+  _globals['_JOINREQUEST']._serialized_end=394
+  _globals['_RUNCONFIG']._serialized_start=397
+  _globals['_RUNCONFIG']._serialized_end=565
+  _globals['_JOINREPLY']._serialized_start=567
+  _globals['_JOINREPLY']._serialized_end=632
+  _globals['_FETCHTASKREQUEST']._serialized_start=635
+  _globals['_FETCHTASKREQUEST']._serialized_end=776
+  _globals['_ROUNDTASK']._serialized_start=778
+  _globals['_ROUNDTASK']._serialized_end=880
+  _globals['_SYNCNEEDED']._serialized_start=882
+  _globals['_SYNCNEEDED']._serialized_end=914
+  _globals['_WAIT']._serialized_start=916
+  _globals['_WAIT']._serialized_end=946
+  _globals['_FINISHED']._serialized_start=948
+  _globals['_FINISHED']._serialized_end=1003
+  _globals['_TASK']._serialized_start=1006
+  _globals['_TASK']._serialized_end=1219
+  _globals['_UPDATEREQUEST']._serialized_start=1222
+  _globals['_UPDATEREQUEST']._serialized_end=1396
+  _globals['_UPDATEREPLY']._serialized_start=1398
+  _globals['_UPDATEREPLY']._serialized_end=1426
+  _globals['_SYNCREQUEST']._serialized_start=1428
+  _globals['_SYNCREQUEST']._serialized_end=1516
+  _globals['_RELAYEDRESULT']._serialized_start=1518
+  _globals['_RELAYEDRESULT']._serialized_end=1587
+  _globals['_GLOBALUPDATE']._serialized_start=1590
+  _globals['_GLOBALUPDATE']._serialized_end=1855
+  _globals['_HEARTBEATREQUEST']._serialized_start=1857
+  _globals['_HEARTBEATREQUEST']._serialized_end=1914
+  _globals['_HEARTBEATREPLY']._serialized_start=1916
+  _globals['_HEARTBEATREPLY']._serialized_end=1979
+  _globals['_COORDINATOR']._serialized_start=1982
+  _globals['_COORDINATOR']._serialized_end=2315
 # @@protoc_insertion_point(module_scope)

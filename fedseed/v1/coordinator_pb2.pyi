@@ -7,16 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RequestAuth(_message.Message):
-    __slots__ = ("client_id", "nonce", "timestamp_ms", "signature")
+    __slots__ = ("client_id", "nonce", "timestamp_ms", "signature", "run_id", "coordinator")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     nonce: int
     timestamp_ms: int
     signature: bytes
-    def __init__(self, client_id: _Optional[str] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    run_id: str
+    coordinator: str
+    def __init__(self, client_id: _Optional[str] = ..., nonce: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., run_id: _Optional[str] = ..., coordinator: _Optional[str] = ...) -> None: ...
 
 class LayoutFingerprint(_message.Message):
     __slots__ = ("spec_version", "fingerprint")
@@ -41,7 +45,7 @@ class JoinRequest(_message.Message):
     def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., layout: _Optional[_Union[LayoutFingerprint, _Mapping]] = ..., codecs: _Optional[_Iterable[str]] = ..., direction_kinds: _Optional[_Iterable[str]] = ..., software: _Optional[str] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("run_id", "strategy", "config_json", "direction_kind", "codec", "last_round", "client_index")
+    __slots__ = ("run_id", "strategy", "config_json", "direction_kind", "codec", "last_round", "client_index", "coordinator")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +53,7 @@ class RunConfig(_message.Message):
     CODEC_FIELD_NUMBER: _ClassVar[int]
     LAST_ROUND_FIELD_NUMBER: _ClassVar[int]
     CLIENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     strategy: str
     config_json: str
@@ -56,7 +61,8 @@ class RunConfig(_message.Message):
     codec: str
     last_round: int
     client_index: int
-    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ..., config_json: _Optional[str] = ..., direction_kind: _Optional[str] = ..., codec: _Optional[str] = ..., last_round: _Optional[int] = ..., client_index: _Optional[int] = ...) -> None: ...
+    coordinator: str
+    def __init__(self, run_id: _Optional[str] = ..., strategy: _Optional[str] = ..., config_json: _Optional[str] = ..., direction_kind: _Optional[str] = ..., codec: _Optional[str] = ..., last_round: _Optional[int] = ..., client_index: _Optional[int] = ..., coordinator: _Optional[str] = ...) -> None: ...
 
 class JoinReply(_message.Message):
     __slots__ = ("run", "admitted")
