@@ -48,6 +48,13 @@ class CoordinatorService:
         self.coord.count(method, size, 0)
         if len(msg.auth.client_id) > MAX_ID_CHARS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"client_id longer than {MAX_ID_CHARS} characters")
+        if self.coord.sec.client_ca:  # mutual TLS: the certificate's name is the only id its holder may sign as
+            names = [n.decode(errors="replace") for n in context.auth_context().get("x509_common_name", [])]
+            if msg.auth.client_id not in names:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                    f"the TLS client certificate is for {', '.join(names) or 'no name'}, but the "
+                                    f"request is signed as {msg.auth.client_id!r}: each client must use its own "
+                                    "certificate (fedseed certs issues client-NAME.pem for client NAME)")
         try:
             entry = self.coord.registry.verify(msg, method)
         except AuthError as e:

@@ -61,6 +61,9 @@ def test_mutual_tls_run_and_refusals(pki, tmp_path):
         assert refused(target, client(good, tmp_path, cert=False)) == grpc.StatusCode.UNAVAILABLE  # no cert
         assert refused(target, client(good, tmp_path, ca_dir=other)) == grpc.StatusCode.UNAVAILABLE  # wrong CA
         assert refused(target, client(good, tmp_path, key_of="c1")) == grpc.StatusCode.UNAUTHENTICATED  # wrong key
+        alice_as_c1 = dataclasses.replace(client(good, tmp_path, name="alice"), cert=str(good / "client-c1.pem"),
+                                          cert_key=str(good / "client-c1.key"))
+        assert refused(target, alice_as_c1) == grpc.StatusCode.PERMISSION_DENIED  # alice's key over c1's cert
         fingerprint = x509.load_pem_x509_certificate((good / "server.pem").read_bytes()).fingerprint(hashes.SHA256())
         assert server.coord.identity == "sha256:" + fingerprint.hex()  # what every request is signed for
         with pytest.raises(ConfigError, match="not the one client.coordinator names"):
