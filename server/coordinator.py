@@ -69,7 +69,8 @@ class Coordinator(RoundLifecycle):
         self.progress = Progress(cfg.run.rounds, True, prefix="fedseed server: ")
         self.progress.resume_from(self.records)
         self.identity = coordinator_identity(sec)
-        self.registry = Registry(self.log.db, entries, self.run_id, self.identity)
+        self.registry = Registry(self.log.db, entries, self.run_id, self.identity, sec.clients,
+                                 cfg.federation.num_clients)
         self.last = self.records[-1].round
         # the log's checksums: a coordinator without the model learns them after a round's record is written
         self.checksums = {r: self.log.checksum(r) for r in range(1, self.last + 1)} | {0: self.host.base_checksum}

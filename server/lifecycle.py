@@ -27,6 +27,7 @@ class RoundLifecycle:
     def tick(self) -> None:
         if self.fault is not None:
             raise RuntimeError(f"closing round {self.last + 1} failed: {self.fault}") from self.fault
+        self.registry.reload_if_changed()
         self.registry.flush()
         if self.phase == "waiting":
             self._try_open()
