@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fedseed.config import Config
 from fedseed.server.config import ServerSection
 from fedseed.server.coordinator import Coordinator
+from fedseed.server.limits import concurrent_rpcs
 from fedseed.server.service import CoordinatorService
 from fedseed.transport import SERVICE
 
@@ -35,9 +36,10 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
                 on_ready: Callable[[Coordinator, int], None] | None = None) -> dict:
     """Run the coordinator until the run is finished (plus linger_s) or should_stop(); returns the summary."""
     coord = Coordinator(cfg, sec)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", sec.max_message_bytes),
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", coord.max_message_bytes),
                                       ("grpc.max_send_message_length", MAX_SEND_BYTES),
-                                      ("grpc.so_reuseport", 0)])
+                                      ("grpc.so_reuseport", 0)],
+                             maximum_concurrent_rpcs=concurrent_rpcs(sec, cfg.federation.num_clients))
     server.add_generic_rpc_handlers((CoordinatorService(coord).handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

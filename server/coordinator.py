@@ -25,6 +25,7 @@ from fedseed.roundlog import RoundLog
 from fedseed.server.accounting import Traffic
 from fedseed.server.config import ServerSection
 from fedseed.server.lifecycle import RoundLifecycle
+from fedseed.server.limits import ClientLimits, message_limit
 from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
 from fedseed.server.round_wire import RoundWire
@@ -42,6 +43,8 @@ class Coordinator(RoundLifecycle):
         self.out = pathlib.Path(sec.out)
         entries = load_allow_list(sec.clients, cfg.federation.num_clients)
         self.host = ModelHost(cfg, hold_model=sec.hold_model)  # fails on a bad model before anything is written
+        self.max_message_bytes = message_limit(sec, self.host.strategy)
+        self.limits = ClientLimits(sec)
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = RoundLog(self.out / "log.sqlite")
         self.strategy = self.host.strategy
@@ -157,9 +160,10 @@ class Coordinator(RoundLifecycle):
                           f"applied_round {req.applied_round} is beyond the log's last round {self.last}")
         if req.held_round > self.cfg.run.rounds:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"held_round {req.held_round} is not a round of the run")
+        reg = self.registry
+        self.limits.check_long_poll(entry.id, reg.in_call.get(entry.id, 0))  # before anything is learnt
         self._learn_checksum(entry, req.applied_round, req.state_checksum, "state_checksum")
         until = time.monotonic() + min(req.wait_ms, self.sec.max_wait_ms) / 1000
-        reg = self.registry
         reg.in_call[entry.id] = reg.in_call.get(entry.id, 0) + 1
         try:
             while True:
