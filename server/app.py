@@ -36,10 +36,11 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
                 on_ready: Callable[[Coordinator, int], None] | None = None) -> dict:
     """Run the coordinator until the run is finished (plus linger_s) or should_stop(); returns the summary."""
     coord = Coordinator(cfg, sec)
+    rpcs = concurrent_rpcs(sec, cfg.federation.num_clients)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", coord.max_message_bytes),
                                       ("grpc.max_send_message_length", MAX_SEND_BYTES),
                                       ("grpc.so_reuseport", 0)],
-                             maximum_concurrent_rpcs=concurrent_rpcs(sec, cfg.federation.num_clients))
+                             maximum_concurrent_rpcs=rpcs)
     server.add_generic_rpc_handlers((CoordinatorService(coord).handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -52,7 +53,8 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     (coord.out / "server.port").write_text(f"{port}\n", encoding="utf-8")
     print(f"fedseed server: listening on {sec.address.rpartition(':')[0]}:{port} "
-          f"({'mutual TLS' if sec.client_ca else 'TLS' if sec.tls_cert else 'plaintext'}), run of "
+          f"({'mutual TLS' if sec.client_ca else 'TLS' if sec.tls_cert else 'plaintext'}, requests up to "
+          f"{coord.max_message_bytes} B, {rpcs} calls at once), run of "
           f"{cfg.run.rounds} rounds, {coord.last} logged; writing {coord.out}", file=sys.stderr, flush=True)
     if on_ready is not None:
         on_ready(coord, port)
@@ -74,6 +76,7 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         if coord.phase == "finished":
             coord.write_summary()
         coord.registry.flush()
+        coord.reader.close()
         coord.log.close()
     summary_path = coord.out / "summary.json"
     return json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": coord.last}

@@ -30,6 +30,7 @@ from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
 from fedseed.server.round_wire import RoundWire
 from fedseed.server.rounds import OpenRound, Refusal, now_ms
+from fedseed.server.sync_reader import SyncReader
 from fedseed.strategies.base import ClientResult
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -55,6 +56,7 @@ class Coordinator(RoundLifecycle):
         self.min_clients = sec.min_clients or cfg.federation.clients_per_round
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.wire = RoundWire(self.log, self.strategy)
+        self.reader = SyncReader(self.out / "log.sqlite", self.strategy)
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
         self.open: OpenRound | None = None
@@ -233,16 +235,14 @@ class Coordinator(RoundLifecycle):
             self._begin_close()
         return pb.UpdateReply(round=r)
 
-    def sync(self, entry: ClientEntry, req: pb.SyncRequest) -> list[pb.GlobalUpdate]:
+    async def sync(self, entry: ClientEntry, req: pb.SyncRequest) -> list[pb.GlobalUpdate]:
         self.registry.require_admitted(entry)
         if req.from_round > self.last:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
                           f"from_round {req.from_round} is beyond the log's last round {self.last}")
-        rounds = range(req.from_round + 1, self.last + 1)
-        if req.merged and len(rounds) > 1:
-            updates = [self.log.update(r) for r in rounds]
-            return [wire.merged(updates, self.checksums.get(self.last, ""), self.strategy.seed_pool())]
-        return [self.wire_round(r, None) for r in rounds]
+        self.limits.take_sync(entry.id)
+        # rounds up to self.last are committed, and checksums are copied here: the worker reads nothing that changes
+        return await self.reader.build(req.from_round + 1, self.last, req.merged, dict(self.checksums))
 
     def heartbeat(self, entry: ClientEntry) -> pb.HeartbeatReply:
         return pb.HeartbeatReply(server_time_ms=now_ms(), current_round=self.last + 1)

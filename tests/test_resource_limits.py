@@ -3,6 +3,7 @@ concurrent calls, open long-polls and SyncLog calls per client -- each refused R
 nothing -- and SyncLog replies built off the event loop, so heartbeats are answered while one is built."""
 
 import struct
+import threading
 import time
 
 import grpc
@@ -17,9 +18,11 @@ from fedseed.auth import generate_key, load_private_key, sign_request
 from fedseed.config import ConfigError, dump_toml, load_document
 from fedseed.keys import create_client_keys
 from fedseed.round_machine import ResultRefused, RoundMachine
+from fedseed.roundlog import RoundLog
 from fedseed.server import limits
 from fedseed.server.config import ServerSection, load_server_config
 from fedseed.server.service import MAX_ID_CHARS
+from fedseed.server.sync_reader import round_message
 from fedseed.strategies.base import ClientResult, RunSetup
 from fedseed.transport import method_path
 from fedseed.v1 import coordinator_pb2 as pb
@@ -165,6 +168,18 @@ def test_calls_beyond_the_concurrent_cap_are_refused(coordinator):
     release(server, held[1:])
 
 
+def test_synclog_calls_beyond_a_clients_bucket_are_refused(coordinator):
+    server, _, call = coordinator
+    for _ in range(5):  # refused for another reason: spends nothing
+        e = refusal(call, "SyncLog", call.signed("SyncLog", pb.SyncRequest(from_round=9), cid="c2"))
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for _ in range(3):  # sync_burst
+        assert call.send("SyncLog", call.signed("SyncLog", pb.SyncRequest(), cid="c2")) == grpc.StatusCode.OK
+    e = refusal(call, "SyncLog", call.signed("SyncLog", pb.SyncRequest(), cid="c2"))
+    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "sync_burst = 3" in e.details()
+    assert call.send("SyncLog", call.signed("SyncLog", pb.SyncRequest(), cid="c1")) == grpc.StatusCode.OK
+
+
 @pytest.mark.parametrize("key,value", [("max_concurrent_rpcs", -1), ("max_long_polls", 0), ("sync_per_minute", 0.0),
                                        ("sync_burst", 0), ("max_message_bytes", 100)])
 def test_the_new_server_keys_are_range_checked(tmp_path, key, value):
@@ -175,3 +190,58 @@ def test_the_new_server_keys_are_range_checked(tmp_path, key, value):
     (tmp_path / "server.toml").write_text(dump_toml(doc))
     with pytest.raises(ConfigError, match=f"server.{key}"):
         load_server_config(str(tmp_path / "server.toml"))
+
+
+@pytest.fixture(scope="module")
+def one_round(tmp_path_factory):
+    """A coordinator whose log holds round 1 (c0's zero scalars)."""
+    tmp = tmp_path_factory.mktemp("logged")
+    allow = create_client_keys(tmp / "keys", ["c0", "c1"])
+    doc = load_document("simulations/loopback.toml")
+    doc["federation"].update(num_clients=2, clients_per_round=1)
+    doc["server"] = {"address": "127.0.0.1:0", "out": str(tmp / "server"), "clients": str(allow), "min_clients": 1}
+    (tmp / "server.toml").write_text(dump_toml(doc))
+    server = ServerThread(str(tmp / "server.toml"), []).start()
+    call = Caller(server.port, {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1")})
+    fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
+    assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp))) == grpc.StatusCode.OK
+    end = time.monotonic() + 30
+    while server.coord.phase != "open" and time.monotonic() < end:
+        time.sleep(0.05)
+    update = pb.UpdateRequest(round=1, payload=np.zeros(server.cfg.strategy.local_steps, "<f4").tobytes(),
+                              num_samples=10, start_checksum=bytes.fromhex(server.coord.checksums[0]))
+    assert call.send("SubmitUpdate", call.signed("SubmitUpdate", update)) == grpc.StatusCode.OK
+    while server.coord.last < 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert server.coord.last == 1
+    yield server, call
+    server.stop()
+
+
+def test_a_heartbeat_is_answered_while_a_synclog_reply_is_built(one_round, monkeypatch):
+    server, call = one_round
+    reader = server.coord.reader
+    building, go_on = threading.Event(), threading.Event()
+    build = reader.replies
+
+    def slow(*args):
+        building.set()
+        assert go_on.wait(20), "the heartbeat was not answered while the SyncLog reply was built"
+        return build(*args)
+
+    monkeypatch.setattr(reader, "replies", slow)
+    msg = call.signed("SyncLog", pb.SyncRequest(from_round=0))
+    replies: list = []
+    stream = threading.Thread(target=lambda: replies.extend(
+        call.channel.unary_stream(method_path("SyncLog"), response_deserializer=pb.GlobalUpdate.FromString)(
+            msg.SerializeToString(), timeout=30)))
+    stream.start()
+    assert building.wait(10)
+    beat = call.channel.unary_unary(method_path("Heartbeat"), response_deserializer=pb.HeartbeatReply.FromString)
+    reply = beat(call.signed("Heartbeat", pb.HeartbeatRequest()).SerializeToString(), timeout=5)
+    assert reply.current_round == 2
+    go_on.set()
+    stream.join(30)
+    with RoundLog(server.coord.out / "log.sqlite", read_only=True) as log:
+        expected = round_message(log, server.coord.strategy, 1, server.coord.checksums[1])
+    assert [m.SerializeToString() for m in replies] == [expected.SerializeToString()]
