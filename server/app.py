@@ -39,7 +39,10 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
     rpcs = concurrent_rpcs(sec, cfg.federation.num_clients)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", coord.max_message_bytes),
                                       ("grpc.max_send_message_length", MAX_SEND_BYTES),
-                                      ("grpc.so_reuseport", 0)],
+                                      ("grpc.so_reuseport", 0),
+                                      # without it the transport widens its receive windows to whatever a peer
+                                      # sends: 450 oversize requests filled hundreds of MiB before their refusal
+                                      ("grpc.http2.bdp_probe", 0)],
                              maximum_concurrent_rpcs=rpcs)
     server.add_generic_rpc_handlers((CoordinatorService(coord).handler(),))
     health_servicer = health.aio.HealthServicer()
