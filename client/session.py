@@ -21,7 +21,9 @@ from fedseed.v1 import coordinator_pb2 as pb
 
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
            "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate}
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+# RESOURCE_EXHAUSTED: the coordinator is busy (its cap on calls at once, or on this client's long-polls or
+# SyncLog calls), so wait and retry like an outage; a client's own requests are never over its size limit
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED)
 CALL_TIMEOUT_S = 120.0
 MAX_RECEIVE_BYTES = 1 << 30
 
@@ -92,7 +94,8 @@ class Session:
                 if e.code() not in RETRYABLE:
                     raise
                 if not warned:
-                    print(f"fedseed client: the coordinator at {self.target} is unreachable ({e.code().name}); "
+                    state = "busy" if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else "unreachable"
+                    print(f"fedseed client: the coordinator at {self.target} is {state} ({e.code().name}); "
                           f"retrying for up to {self.sec.reconnect_timeout_s:g} s", file=sys.stderr, flush=True)
                     warned = True
                 if time.monotonic() + delay > give_up:

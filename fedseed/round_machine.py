@@ -73,6 +73,9 @@ class RoundMachine:
         """Refuse (ResultRefused) a result no party could aggregate: impossible counts, a malformed payload, or
         an update of its own beyond the coefficient or state bound -- which bounds every round it joins, since
         aggregation is a weighted average of the clients' own updates."""
+        limit = self.strategy.max_payload_bytes()
+        if len(result.payload) > limit:
+            raise ResultRefused(f"payload of {len(result.payload)} bytes exceeds a legal result's {limit} bytes")
         if not 1 <= result.num_samples <= MAX_SAMPLES:
             raise ResultRefused(f"num_samples must be in [1, {MAX_SAMPLES}], got {result.num_samples}")
         if math.isinf(result.train_loss):

@@ -4,6 +4,7 @@ scalars, metrics and checksum. Base weights + the ordered log reproduce any roun
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pathlib
@@ -69,12 +70,13 @@ class RoundLog:
     """A run's round log. Opened to write (a driver's), it is created or migrated to LOG_VERSION; opened
     read-only (``open_existing``: inspect, info, export, replay) nothing in the file is changed."""
 
-    def __init__(self, path: str | pathlib.Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | pathlib.Path, read_only: bool = False, any_thread: bool = False) -> None:
+        """any_thread: the connection may be closed from another thread than the one that uses it."""
         self.path = pathlib.Path(path)
         self.read_only = read_only
         try:
             if read_only:
-                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=not any_thread)
             else:
                 self._create_private()
                 self.db = sqlite3.connect(self.path)
@@ -149,6 +151,15 @@ class RoundLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[RoundLog]:
+        """Reads inside see one state of the file (a round committing meanwhile is seen whole or not at all)."""
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self.db.execute("ROLLBACK")
 
     def set_meta(self, **items: object) -> None:
         with self.db:

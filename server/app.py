@@ -17,6 +17,7 @@ from fedseed.config import Config
 from fedseed.private import read_private_key
 from fedseed.server.config import ServerSection
 from fedseed.server.coordinator import Coordinator
+from fedseed.server.limits import concurrent_rpcs
 from fedseed.server.service import CoordinatorService
 from fedseed.transport import SERVICE
 
@@ -36,9 +37,14 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
                 on_ready: Callable[[Coordinator, int], None] | None = None) -> dict:
     """Run the coordinator until the run is finished (plus linger_s) or should_stop(); returns the summary."""
     coord = Coordinator(cfg, sec)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", sec.max_message_bytes),
+    rpcs = concurrent_rpcs(sec, cfg.federation.num_clients)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", coord.max_message_bytes),
                                       ("grpc.max_send_message_length", MAX_SEND_BYTES),
-                                      ("grpc.so_reuseport", 0)])
+                                      ("grpc.so_reuseport", 0),
+                                      # without it the transport widens its receive windows to whatever a peer
+                                      # sends: 450 oversize requests filled hundreds of MiB before their refusal
+                                      ("grpc.http2.bdp_probe", 0)],
+                             maximum_concurrent_rpcs=rpcs)
     server.add_generic_rpc_handlers((CoordinatorService(coord).handler(),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -51,9 +57,9 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     (coord.out / "server.port").write_text(f"{port}\n", encoding="utf-8")
     print(f"fedseed server: listening on {sec.address.rpartition(':')[0]}:{port} "
-          f"({'mutual TLS' if sec.client_ca else 'TLS' if sec.tls_cert else 'plaintext'}), run of "
-          f"{cfg.run.rounds} rounds, {coord.last} logged; writing {coord.out}; coordinator {coord.identity}, run "
-          f"{coord.run_id}", file=sys.stderr, flush=True)
+          f"({'mutual TLS' if sec.client_ca else 'TLS' if sec.tls_cert else 'plaintext'}, requests up to "
+          f"{coord.max_message_bytes} B, {rpcs} calls at once), run of {cfg.run.rounds} rounds, {coord.last} "
+          f"logged; writing {coord.out}; coordinator {coord.identity}, run {coord.run_id}", file=sys.stderr, flush=True)
     if on_ready is not None:
         on_ready(coord, port)
     stop = asyncio.Event()
@@ -74,6 +80,7 @@ async def serve(cfg: Config, sec: ServerSection, should_stop: Callable[[], bool]
         if coord.phase == "finished":
             coord.write_summary()
         coord.registry.flush()
+        coord.reader.close()
         coord.log.close()
     summary_path = coord.out / "summary.json"
     return json.loads(summary_path.read_text()) if summary_path.exists() else {"rounds": coord.last}

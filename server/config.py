@@ -29,7 +29,11 @@ class ServerSection:
     quorum: int = 0  # results that close a round at its deadline (0: half of clients_per_round, at least 1)
     round_deadline_s: float = 600.0
     heartbeat_timeout_s: float = 60.0  # a client silent this long is offline
-    max_message_bytes: int = 4 << 20
+    max_message_bytes: int = 0  # largest request read (0: the run's largest legal request + headroom, ~4 KiB)
+    max_concurrent_rpcs: int = 0  # calls served at once, beyond them RESOURCE_EXHAUSTED (0: 4 per client + 32)
+    max_long_polls: int = 2  # open FetchTask calls per client
+    sync_per_minute: float = 30.0  # SyncLog calls a client may make per minute on average ...
+    sync_burst: int = 5  # ... and at once
     max_wait_ms: int = 30_000  # longest long-poll the coordinator holds
     linger_s: float = 30.0  # after the last round, wait at most this long for admitted clients to learn it
 
@@ -85,7 +89,12 @@ def validate_server(sec: ServerSection, cfg: Config) -> None:
         ("round_deadline_s", math.isfinite(sec.round_deadline_s) and sec.round_deadline_s > 0, "must be > 0"),
         ("heartbeat_timeout_s", math.isfinite(sec.heartbeat_timeout_s) and sec.heartbeat_timeout_s > 0,
          "must be > 0"),
-        ("max_message_bytes", 1024 <= sec.max_message_bytes <= 1 << 30, "must be between 1 KiB and 1 GiB"),
+        ("max_message_bytes", sec.max_message_bytes == 0 or 1024 <= sec.max_message_bytes <= 1 << 30,
+         "must be 0 (derived from the run) or between 1 KiB and 1 GiB"),
+        ("max_concurrent_rpcs", 0 <= sec.max_concurrent_rpcs <= 1_000_000, "must be between 0 and 1000000"),
+        ("max_long_polls", 1 <= sec.max_long_polls <= 100_000, "must be between 1 and 100000"),
+        ("sync_per_minute", math.isfinite(sec.sync_per_minute) and sec.sync_per_minute > 0, "must be > 0"),
+        ("sync_burst", 1 <= sec.sync_burst <= 1_000_000, "must be between 1 and 1000000"),
         ("max_wait_ms", 0 <= sec.max_wait_ms <= 600_000, "must be between 0 and 600000"),
         ("linger_s", math.isfinite(sec.linger_s) and sec.linger_s >= 0, "must be >= 0"),
     ]

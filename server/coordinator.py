@@ -26,10 +26,12 @@ from fedseed.roundlog import RoundLog
 from fedseed.server.accounting import Traffic
 from fedseed.server.config import ServerSection, coordinator_identity
 from fedseed.server.lifecycle import RoundLifecycle
+from fedseed.server.limits import ClientLimits, message_limit
 from fedseed.server.model_host import ModelHost
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
 from fedseed.server.round_wire import RoundWire
 from fedseed.server.rounds import OpenRound, Refusal, now_ms
+from fedseed.server.sync_reader import SyncReader
 from fedseed.strategies.base import ClientResult
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -43,6 +45,8 @@ class Coordinator(RoundLifecycle):
         self.out = pathlib.Path(sec.out)
         entries = load_allow_list(sec.clients, cfg.federation.num_clients)
         self.host = ModelHost(cfg, hold_model=sec.hold_model)  # fails on a bad model before anything is written
+        self.max_message_bytes = message_limit(sec, self.host.strategy)
+        self.limits = ClientLimits(sec)
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = RoundLog(self.out / "log.sqlite")
         self.strategy = self.host.strategy
@@ -53,6 +57,7 @@ class Coordinator(RoundLifecycle):
         self.min_clients = sec.min_clients or cfg.federation.clients_per_round
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)
         self.wire = RoundWire(self.log, self.strategy)
+        self.reader = SyncReader(self.out / "log.sqlite", self.strategy)
         self.phase = "waiting"  # waiting | open | closing | finished
         self.waiting_since = time.time()
         self.open: OpenRound | None = None
@@ -161,9 +166,10 @@ class Coordinator(RoundLifecycle):
                           f"applied_round {req.applied_round} is beyond the log's last round {self.last}")
         if req.held_round > self.cfg.run.rounds:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"held_round {req.held_round} is not a round of the run")
+        reg = self.registry
+        self.limits.check_long_poll(entry.id, reg.in_call.get(entry.id, 0))  # before anything is learnt
         self._learn_checksum(entry, req.applied_round, req.state_checksum, "state_checksum")
         until = time.monotonic() + min(req.wait_ms, self.sec.max_wait_ms) / 1000
-        reg = self.registry
         reg.in_call[entry.id] = reg.in_call.get(entry.id, 0) + 1
         try:
             while True:
@@ -233,16 +239,14 @@ class Coordinator(RoundLifecycle):
             self._begin_close()
         return pb.UpdateReply(round=r)
 
-    def sync(self, entry: ClientEntry, req: pb.SyncRequest) -> list[pb.GlobalUpdate]:
+    async def sync(self, entry: ClientEntry, req: pb.SyncRequest) -> list[pb.GlobalUpdate]:
         self.registry.require_admitted(entry)
         if req.from_round > self.last:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
                           f"from_round {req.from_round} is beyond the log's last round {self.last}")
-        rounds = range(req.from_round + 1, self.last + 1)
-        if req.merged and len(rounds) > 1:
-            updates = [self.log.update(r) for r in rounds]
-            return [wire.merged(updates, self.checksums.get(self.last, ""), self.strategy.seed_pool())]
-        return [self.wire_round(r, None) for r in rounds]
+        self.limits.take_sync(entry.id)
+        # rounds up to self.last are committed, and checksums are copied here: the worker reads nothing that changes
+        return await self.reader.build(req.from_round + 1, self.last, req.merged, dict(self.checksums))
 
     def heartbeat(self, entry: ClientEntry) -> pb.HeartbeatReply:
         return pb.HeartbeatReply(server_time_ms=now_ms(), current_round=self.last + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fedseed import wire
 from fedseed.roundlog import RoundLog
+from fedseed.server.sync_reader import round_message
 from fedseed.strategies.base import Strategy
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -20,7 +21,6 @@ class RoundWire:
         """Round r as sent to a client (a relay leaves out the client's own result when it holds it)."""
         msg = self._cache.get(r)
         if msg is None or msg.checksum.hex() != checksum:
-            msg = wire.round_form(self.log.update(r), self.log.client_results(r), self.strategy.lr(r), checksum,
-                                  self.strategy.relayable)
+            msg = round_message(self.log, self.strategy, r, checksum)
             self._cache = {k: v for k, v in self._cache.items() if k > r - CACHED_ROUNDS} | {r: msg}
         return msg if omit is None else wire.without_own(msg, omit)

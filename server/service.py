@@ -88,7 +88,7 @@ class CoordinatorService:
     async def sync_log(self, parsed: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GlobalUpdate]:
         msg, entry = await self._admit("SyncLog", parsed, context)
         try:
-            updates = self.coord.sync(entry, msg)
+            updates = await self.coord.sync(entry, msg)
         except Refusal as e:
             await context.abort(e.code, e.message)
         for u in updates:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fedseed import rng_spec
-from fedseed.codecs import check_codec, encode
+from fedseed.codecs import BYTES_PER_SCALAR, check_codec, encode
 from fedseed.directions import coef_to_int
 from fedseed.layout import Layout
 from fedseed.objective import Batch, Objective
@@ -251,6 +251,12 @@ class Strategy(ABC):
     def steps_per_round(self) -> int:
         """Scalars a client computes in a round (the most steps it can report as skipped)."""
         return self.cfg.local_steps
+
+    def max_payload_bytes(self) -> int:
+        """The largest payload a legal result has: steps_per_round() scalars in the run's codec (a simulation may
+        give a client fewer local steps, never more). Longer payloads are refused; it sizes the coordinator's
+        message limit."""
+        return self.steps_per_round() * BYTES_PER_SCALAR[self.cfg.codec]
 
     def check_result(self, plan: RoundPlan, result: ClientResult) -> None:  # noqa: B027 (optional hook)
         """Raise ValueError for a result this strategy must refuse beyond what aggregating it alone shows. The

@@ -39,6 +39,9 @@ class FedAvg(Strategy):
         diff = (ctx.state.w - start).to("cpu").numpy().astype("<f4")
         return ClientResult(plan.round, client, diff.tobytes(), ctx.num_samples, loss, skipped)
 
+    def max_payload_bytes(self) -> int:
+        return 4 * self.run.layout.size  # one float32 delta per trainable element
+
     def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
         weights = client_weights(results, self.cfg.equal_weight)
         total = None

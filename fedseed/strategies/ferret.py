@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fedseed import rng_spec
-from fedseed.codecs import decode, encode
+from fedseed.codecs import BYTES_PER_SCALAR, decode, encode
 from fedseed.layout import Layout
 from fedseed.seeds import derive_seed
 from fedseed.strategies.base import (
@@ -100,6 +100,13 @@ class Ferret(Strategy):
         if self.cfg.adaptive_k:
             payload = struct.pack(f"<{len(ks)}H", *ks) + payload
         return ClientResult(plan.round, client, payload, ctx.num_samples, loss, skipped)
+
+    def max_payload_bytes(self) -> int:
+        width = BYTES_PER_SCALAR[self.cfg.codec]
+        if not self.cfg.adaptive_k:
+            return sum(self.uniform_k()) * width
+        n = len(self.blocks)  # each adaptive K_l is floor(K * share_l) raised to at least 1: at most K + n in all
+        return 2 * n + (self.cfg.num_bases + n) * width
 
     def split_payload(self, payload: bytes) -> tuple[list[int], np.ndarray]:
         n_blocks = len(self.blocks)
