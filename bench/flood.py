@@ -71,10 +71,21 @@ class Signer:
         self.name = name
         self.key = Ed25519PrivateKey.from_private_bytes((out / f"{name}.key").read_bytes())
         self.nonce = time.time_ns() // 1000 + NAMES.index(name) * 10**9
+        self.run_id = self.coordinator = ""  # learnt from a hello Join
+
+    def hello(self, port: int) -> Signer:
+        """Learn the run and coordinator the signatures must name (a configuration-only Join)."""
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            reply = ch.unary_unary(method_path("Join"), request_serializer=serialize,
+                                   response_deserializer=pb.JoinReply.FromString)(
+                self.sign("Join", pb.JoinRequest()), timeout=30)
+        self.run_id, self.coordinator = reply.run.run_id, reply.run.coordinator
+        return self
 
     def sign(self, method: str, msg):
         self.nonce += 1
-        sign_request(msg, method, self.name, self.key, self.nonce, int(time.time() * 1000))
+        sign_request(msg, method, self.name, self.key, self.nonce, int(time.time() * 1000), self.run_id,
+                     self.coordinator)
         return msg
 
 
@@ -86,6 +97,9 @@ def aio_call(channel: grpc.aio.Channel, method: str, reply=None, stream: bool = 
 
 
 async def join(channel: grpc.aio.Channel, signer: Signer, fingerprint: str) -> None:
+    if not signer.run_id:
+        hello = await aio_call(channel, "Join", pb.JoinReply)(signer.sign("Join", pb.JoinRequest()), timeout=30)
+        signer.run_id, signer.coordinator = hello.run.run_id, hello.run.coordinator
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=fingerprint)
     await aio_call(channel, "Join", pb.JoinReply)(signer.sign("Join", pb.JoinRequest(layout=fp)), timeout=30)
 
@@ -113,7 +127,7 @@ async def seed_rounds(port: int, out: pathlib.Path, fingerprint: str, rounds: in
 
 def honest(port: int, out: str, fingerprint: str, ready, stop) -> None:
     """The honest client: joined, then a signed Heartbeat every 50 ms; latencies to out/honest.json."""
-    signer = Signer(pathlib.Path(out), "honest")
+    signer = Signer(pathlib.Path(out), "honest").hello(port)
     ch = grpc.insecure_channel(f"127.0.0.1:{port}")
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=fingerprint)
     ch.unary_unary(method_path("Join"), request_serializer=serialize, response_deserializer=pb.JoinReply.FromString)(
@@ -150,7 +164,7 @@ async def big_requests(port: int, codes: collections.Counter) -> None:
 
 
 async def long_polls(port: int, out: pathlib.Path, last: int, seconds: float, codes: collections.Counter) -> None:
-    poller = Signer(out, "poller")
+    poller = Signer(out, "poller").hello(port)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         fetch = aio_call(ch, "FetchTask", pb.Task)
         calls = [fetch(poller.sign("FetchTask", pb.FetchTaskRequest(applied_round=last, wait_ms=30_000)),
@@ -165,7 +179,7 @@ async def long_polls(port: int, out: pathlib.Path, last: int, seconds: float, co
 
 
 async def sync_flood(port: int, out: pathlib.Path, seconds: float, codes: collections.Counter) -> None:
-    syncer = Signer(out, "syncer")
+    syncer = Signer(out, "syncer").hello(port)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         sync = aio_call(ch, "SyncLog", pb.GlobalUpdate, stream=True)
         end = time.monotonic() + seconds

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedseed.config_models import ConfigError, Tables, json_schema, validate_tables
+from fedseed.robust import RobustSection
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
 
@@ -85,6 +86,7 @@ class Config:
     federation: FederationSection
     strategy: StrategyConfig
     eval: EvalSection
+    robust: RobustSection = field(default_factory=lambda: RobustSection())
     simulation: SimulationSection = field(default_factory=lambda: SimulationSection())
 
 
@@ -93,7 +95,7 @@ PROCESS_SECTIONS = ("server", "client")
 # The run tables in file order; None: the [strategy] table, whose keys are those of the strategy it names
 RUN_TABLES: Tables = (("run", RunSection), ("model", ModelSection), ("data", DataSection),
                       ("federation", FederationSection), ("strategy", None), ("eval", EvalSection),
-                      ("simulation", SimulationSection))
+                      ("robust", RobustSection), ("simulation", SimulationSection))
 BACKENDS = ("inline", "processes", "ray")
 
 
@@ -134,8 +136,14 @@ def build_config(doc: dict) -> Config:
 def validate(cfg: Config) -> None:
     try:
         cfg.strategy.validate()
+        cfg.robust.validate()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if cfg.robust.rule != "mean" and not strategy_class(cfg.strategy.name).shares_seeds(cfg.strategy):
+        raise ConfigError(f"config key 'robust.rule': {cfg.robust.rule} is coordinate-wise, so it needs seeds shared "
+                          f"by a round's clients; strategy {cfg.strategy.name} gives each client its own (use "
+                          "fedkseed or fedkseed-pro with strategy.shared_seeds = true, or robust.norm_factor and "
+                          "robust.outlier_factor, which work in any seed space)")
     checks = [
         ("run.rounds", cfg.run.rounds >= 1, "must be >= 1"),
         ("federation.num_clients", cfg.federation.num_clients >= 1, "must be >= 1"),

@@ -60,6 +60,11 @@ class Federation:
         e = self.cfg.eval
         return self.objective.evaluate(self.lm.model, self.eval_examples, e.batch_size, e.rouge, e.max_new_tokens)
 
+    def guard_loss(self) -> float:
+        """The loss of the first robust.guard_examples held-out examples: what the divergence guard compares."""
+        examples = self.eval_examples[:self.cfg.robust.guard_examples]
+        return self.objective.evaluate(self.lm.model, examples, self.cfg.eval.batch_size)["eval_loss"]
+
     def context(self, round_idx: int, client: int) -> LocalContext:
         return LocalContext(self.state, self.objective, self.batch_stream(round_idx, client), len(self.shards[client]))
 
@@ -121,6 +126,6 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     ds, train_idx, eval_idx = split_data(cfg, data, eval_data)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
     objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn)
-    run = RunSetup(cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout)
+    run = RunSetup(cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout, cfg.robust)
     strategy = (strategy or build_strategy(cfg.strategy)).setup(run)
     return Federation(cfg, lm, state, objective, ds, shards, [ds.examples[i] for i in eval_idx], strategy)

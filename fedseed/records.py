@@ -58,6 +58,8 @@ class RoundRecord:
     wall_s: float = 0.0  # opened to closed
     eval_s: float = 0.0
     evals: dict[str, float] = field(default_factory=dict)  # eval_loss and eval_accuracy or eval_rougeL
+    flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
+    rolled_back: bool = False  # the round's update was undone: the round applies nothing
     checksum: str = ""
     setup_s: float | None = None  # round 0: building model, data and strategy
     peak_rss_mib: float | None = None

@@ -23,6 +23,7 @@ import numpy as np
 from fedseed import wire
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
+from fedseed.guard import DivergenceGuard
 from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
 from fedseed.seeds import sample_clients
@@ -45,6 +46,8 @@ class ClosedRound:
     checksum: str = ""
     evals: dict[str, float] = field(default_factory=dict)
     eval_s: float = 0.0
+    flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
+    rolled_back: bool = False  # the round's update was undone: the round applies nothing
 
 
 class RoundMachine:
@@ -52,10 +55,14 @@ class RoundMachine:
     driver, a coordinator with hold_model); a log-only coordinator passes None and learns checksums elsewhere."""
 
     def __init__(self, cfg: Config, strategy: Strategy, log: RoundLog, state: FlatState | None = None,
-                 evaluate: Callable[[], dict[str, float]] | None = None) -> None:
+                 evaluate: Callable[[], dict[str, float]] | None = None,
+                 guard_loss: Callable[[], float] | None = None) -> None:
         self.cfg, self.strategy, self.log = cfg, strategy, log
         self.state, self.evaluate = state, evaluate
         self.delta_bound = 0  # what every party's fixed-point state may hold at most, summed over applied rounds
+        guarded = (state is not None and guard_loss is not None and not strategy.centralized
+                   and cfg.robust.divergence_factor > 0)
+        self.guard = DivergenceGuard(cfg.robust, guard_loss) if guarded else None
 
     # ---- planning ----------------------------------------------------------------------------------------
     def draw(self, r: int, available: list[int], attempt: int = 0, keep: list[int] | None = None) -> RoundPlan:
@@ -131,24 +138,48 @@ class RoundMachine:
 
     # ---- closing -----------------------------------------------------------------------------------------
     def close(self, plan: RoundPlan, results: list[ClientResult], empty_ok: bool = False) -> ClosedRound:
-        """Aggregate what can be, then (past the point of no return) update strategy state, apply, evaluate.
+        """Leave out outliers, aggregate what can be, then (past the point of no return) apply, let the divergence
+        guard judge the round (undoing it exactly when it must be rolled back), update strategy state, evaluate.
         With no result left and not empty_ok nothing changes and the update is None."""
-        kept, refused, update = self.admissible(plan, sorted(results, key=lambda x: x.client))
+        results = sorted(results, key=lambda x: x.client)
+        outlying = self.strategy.outliers(plan, results) if len(results) > 1 else {}
+        results = [r for r in results if r.client not in outlying]
+        kept, refused, update = self.admissible(plan, results)
+        refused = {**{c: f"left out as {why}" for c, why in outlying.items()}, **refused}
         if update is None and not empty_ok:
             return ClosedRound(plan, [], refused, None)
         update = update or GlobalUpdate(plan.round, self.cfg.strategy.direction)
-        self.strategy.observe(plan, kept)
-        self.delta_bound += self.growth(update)
         closed = ClosedRound(plan, kept, refused, update)
-        if self.state is None:
-            return closed
-        self.strategy.apply(self.state, update)  # an empty round only re-materialises the weights
-        closed.checksum = self.state.checksum()
+        if self.state is not None:
+            if self.guard is not None:
+                self.guard.before()
+            self.strategy.apply(self.state, update)  # an empty round only re-materialises the weights
+            if self.guard is not None and kept:
+                self._judge(closed)
+            closed.checksum = self.state.checksum()
+        self.strategy.observe(plan, closed.results)
+        self.delta_bound += self.growth(closed.update)
         if self.evaluate is not None and (plan.round % self.cfg.eval.every == 0 or plan.round == self.cfg.run.rounds):
             t0 = time.time()
             closed.evals = self.evaluate()
             closed.eval_s = round(time.time() - t0, 3)
         return closed
+
+    def _judge(self, closed: ClosedRound) -> None:
+        verdict = self.guard.after()
+        if not verdict:
+            return
+        closed.flagged = verdict
+        print(f"fedseed: round {closed.plan.round} flagged: {verdict}", file=sys.stderr)
+        if self.cfg.robust.on_divergence != "rollback":
+            return
+        bound = self.state.delta_bound
+        self.strategy.apply(self.state, closed.update.negated())  # integer arithmetic: exactly undone
+        self.state.delta_bound = bound
+        self.guard.rolled_back()
+        closed.refused |= {r.client: f"the round was rolled back ({verdict})" for r in closed.results}
+        closed.results, closed.rolled_back = [], True
+        closed.update = GlobalUpdate(closed.plan.round, closed.update.kind)
 
     def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
         """Serialized bytes of the round's messages: every reporting client's UpdateRequest up; its round task
@@ -183,7 +214,8 @@ class RoundMachine:
             dropped=sorted(int(c) for c in why), why_dropped=why, late=sorted(late or []), attempts=attempts,
             train_loss=mean_or_none([r.train_loss for r in results]),
             skipped_steps=int(sum(r.skipped_steps for r in results)), bytes_up=up, bytes_down=down,
-            wall_s=round(wall_s, 3), eval_s=closed.eval_s, evals=closed.evals, checksum=closed.checksum)
+            wall_s=round(wall_s, 3), eval_s=closed.eval_s, evals=closed.evals, checksum=closed.checksum,
+            flagged=closed.flagged, rolled_back=closed.rolled_back)
 
     def commit(self, closed: ClosedRound, record: RoundRecord) -> None:
         """Log the round atomically: its update, the results a replay needs, the record and strategy state."""

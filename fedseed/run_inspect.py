@@ -28,5 +28,7 @@ def inspect_run(run: str, as_json: bool = False) -> str:
         lines.append(f"{r.round:>5} {','.join(map(str, r.reported)):<24} {','.join(map(str, r.dropped)) or '-':<10} "
                      f"{r.bytes_up:>9} {r.bytes_down:>9} {r.bytes_per_client:>9.0f} {loss:>8} "
                      f"{'-' if ev is None else f'{ev:.4f}':>8}  {checksums[r.round] or '(not yet known)'}")
+        if r.flagged:
+            lines.append(f"{'':>5}   {'rolled back' if r.rolled_back else 'flagged'}: {r.flagged}")
         lines += [f"{'':>5}   client {c} not in the round: {why}" for c, why in r.why_dropped.items()]
     return "\n".join(lines)

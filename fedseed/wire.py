@@ -54,7 +54,7 @@ def round_form(update: GlobalUpdate, results: list[ClientResult], lr: float, che
     """A logged round as every party is sent it: the clients' relayed scalars when the strategy allows it and
     that is smaller (small rounds), else the coefficient form."""
     msg = coefficients(update, checksum)
-    if relayable:
+    if relayable and results:  # a round with no result (rolled back) travels as its empty coefficient form
         relay = relayed(update.round, lr, results, checksum)
         msg = relay if relay.ByteSize() <= msg.ByteSize() else msg
     return msg

@@ -52,7 +52,7 @@ class Coordinator(RoundLifecycle):
         self.strategy = self.host.strategy
         fed = self.host.fed
         self.machine = RoundMachine(cfg, self.strategy, self.log, fed.state if fed else None,
-                                    fed.evaluate if fed else None)
+                                    fed.evaluate if fed else None, fed.guard_loss if fed else None)
         self.config_json = json.dumps(to_dict(cfg))
         self.min_clients = sec.min_clients or cfg.federation.clients_per_round
         self.quorum = sec.quorum or max(1, cfg.federation.clients_per_round // 2)

@@ -123,7 +123,7 @@ def start(out: pathlib.Path, cfg: Config, fed: Federation,
                        checksum=fed.state.checksum(), peak_rss_mib=round(peak_rss_mib(), 1))
     log.set_meta(round0=zero.to_json())
     write_private_text(out / "metrics.jsonl", json.dumps(zero.to_json()) + "\n")
-    return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate), [zero]
+    return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss), [zero]
 
 
 def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, RoundMachine, list[RoundRecord]]:
@@ -131,7 +131,7 @@ def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, R
     log = RoundLog(out / "log.sqlite")
     try:
         check_resumable(log, cfg, fed.state.layout.fingerprint())
-        machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate)
+        machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss)
         records = restore(machine, log)
     except BaseException:
         log.close()

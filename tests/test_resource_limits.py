@@ -92,6 +92,7 @@ def coordinator(tmp_path_factory):
     server = ServerThread(str(tmp / "server.toml"), []).start()
     keys = {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1", "c2", "c3")}
     call = Caller(server.port, keys)
+    call.hello()
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
     for cid in ("c0", "c1", "c2"):
         assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp), cid=cid)) == grpc.StatusCode.OK
@@ -203,6 +204,7 @@ def one_round(tmp_path_factory):
     (tmp / "server.toml").write_text(dump_toml(doc))
     server = ServerThread(str(tmp / "server.toml"), []).start()
     call = Caller(server.port, {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1")})
+    call.hello()
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
     assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp))) == grpc.StatusCode.OK
     end = time.monotonic() + 30

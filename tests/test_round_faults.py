@@ -30,6 +30,7 @@ CONFIG = "simulations/loopback.toml"
 # two pool seeds and four steps a round: some two steps of every client share a seed
 OVERRIDES = ["run.rounds=3", "federation.num_clients=3", "federation.clients_per_round=3", "strategy.num_seeds=2",
              "server.min_clients=3", "server.quorum=2", "server.round_deadline_s=15", "server.linger_s=2"]
+UNBOUNDED = ["robust.weighting=samples", "robust.clip_factor=0", "robust.norm_factor=0", "robust.divergence_factor=0"]
 BAD = 999.0  # lr 1e-3: every coefficient 0.999 alone, two or more of them on one seed exceed 1
 
 
@@ -55,7 +56,7 @@ def round_task(call: Caller) -> pb.RoundTask:
 
 @pytest.mark.federation
 def test_unaggregable_result_refused_and_dropped_at_close_across_kill9(tmp_path):
-    fed = LiveFederation(CONFIG, OVERRIDES, tmp_path / "net")
+    fed = LiveFederation(CONFIG, OVERRIDES + UNBOUNDED, tmp_path / "net")  # the bounds would clip it, not drop it
     beating = threading.Event()
     try:
         fed.start_server()
@@ -111,7 +112,7 @@ def test_unaggregable_result_refused_and_dropped_at_close_across_kill9(tmp_path)
 
 
 def test_close_keeps_every_result_the_round_can_aggregate(tmp_path):
-    cfg = load_config(CONFIG, OVERRIDES[:4])
+    cfg = load_config(CONFIG, OVERRIDES[:4] + UNBOUNDED)  # the state's bounds alone, as a run without [robust]
     fed = build_federation(cfg)
     with RoundLog(tmp_path / "log.sqlite") as log:
         machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate)

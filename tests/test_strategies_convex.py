@@ -5,6 +5,7 @@ import pytest
 import torch
 from convex import Problem, rel_err
 
+from fedseed.robust import UNBOUNDED
 from fedseed.strategies.base import RunSetup, StrategyConfig
 from fedseed.strategies.fedkseed import FedKSeed, FedKSeedConfig
 from fedseed.strategies.fedkseed_pro import FedKSeedPro, FedKSeedProConfig
@@ -28,9 +29,11 @@ def test_strategy_reaches_optimum(cfg, rounds, tol):
 
 
 def test_fedkseed_update_is_weighted_average_of_local_updates():
+    """The paper's rule, with every bound off (robust.UNBOUNDED): the global step is the data-weighted mean."""
     p = Problem(num_clients=3, per_client=40)
     p.data[1] = (p.data[1][0][:10], p.data[1][1][:10])  # unequal data sizes, so weights matter
-    strategy = FedKSeed(lr=0.01, eps=1e-3, local_steps=15, num_seeds=64).setup(RunSetup(5, 1, 3, p.layout))
+    strategy = FedKSeed(lr=0.01, eps=1e-3, local_steps=15, num_seeds=64).setup(RunSetup(5, 1, 3, p.layout,
+                                                                                         UNBOUNDED))
     plan = strategy.configure_round(1, [0, 1, 2])
     start = p.state.w.clone().double()
     results, local = [], []

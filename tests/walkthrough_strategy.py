@@ -11,6 +11,7 @@ import numpy as np
 
 from fedseed import Strategy, StrategyConfig
 from fedseed.codecs import decode
+from fedseed.robust import Combined, Contribution
 from fedseed.seeds import derive_seed
 from fedseed.strategies import base
 
@@ -39,17 +40,18 @@ class FreshSeedZO(Strategy):
     def local_work(self, ctx: base.LocalContext, plan: base.RoundPlan, client: int) -> base.ClientResult:
         return base.zo_local_steps(ctx, plan, client, self.cfg, lambda t: self.step_seed(plan.round, client, t))
 
-    def aggregate(self, plan: base.RoundPlan, results: list[base.ClientResult]) -> base.GlobalUpdate:
-        weights = base.client_weights(results, self.cfg.equal_weight)
-        seeds, coefs = [], []
-        for weight, res in zip(weights, results):
+    def contributions(self, plan: base.RoundPlan, results: list[base.ClientResult]) -> list[Contribution]:
+        out = []
+        for res in results:
             g = decode(res.payload, self.cfg.codec)
             if len(g) != plan.local_steps(res.client, self.cfg.local_steps):
                 raise ValueError(f"client {res.client} sent {len(g)} scalars, expected {self.cfg.local_steps}")
             if self.cfg.clip:
                 g = np.clip(g, -self.cfg.clip, self.cfg.clip)
-            for t, gt in enumerate(g):
-                seeds.append(self.step_seed(plan.round, res.client, t))
-                coefs.append(-plan.lr * weight * gt)
-        return base.GlobalUpdate(plan.round, self.cfg.direction, np.asarray(seeds, np.int64),
-                                 base.as_fp32(np.asarray(coefs)))
+            seeds = [self.step_seed(plan.round, res.client, t) for t in range(len(g))]
+            out.append(Contribution(res.client, np.asarray(seeds, np.int64), g.astype(np.float64), res.num_samples))
+        return out
+
+    def update_from(self, plan: base.RoundPlan, combined: Combined) -> base.GlobalUpdate:
+        return base.GlobalUpdate(plan.round, self.cfg.direction, combined.keys.astype(np.int64),
+                                 base.as_fp32(-plan.lr * combined.values))

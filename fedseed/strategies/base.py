@@ -22,6 +22,7 @@ from fedseed.codecs import BYTES_PER_SCALAR, check_codec, encode
 from fedseed.directions import coef_to_int
 from fedseed.layout import Layout
 from fedseed.objective import Batch, Objective
+from fedseed.robust import Combined, Contribution, RobustSection, combine, outliers
 from fedseed.state import FlatState
 from fedseed.zo import spsa_scalar
 
@@ -37,7 +38,6 @@ class StrategyConfig:
     direction: str = "rademacher"
     local_steps: int = 10
     codec: str = "fp32"
-    equal_weight: bool = False
 
     def validate(self) -> None:
         rng_spec.check_kind(self.direction)
@@ -91,6 +91,11 @@ class GlobalUpdate:
     pool_indices: np.ndarray | None = None  # when seeds come from a shared pool, indices travel instead
     dense: np.ndarray | None = None  # float32, first-order baseline only
 
+    def negated(self) -> GlobalUpdate:
+        """The update that undoes this one exactly (fixed-point rounding is symmetric about zero)."""
+        return GlobalUpdate(self.round, self.kind, self.seeds, -self.coefs, self.starts, self.stops, self.pool_indices,
+                            None if self.dense is None else -self.dense)
+
     def coef_ints(self) -> np.ndarray:
         return np.asarray([coef_to_int(float(c), self.kind) for c in self.coefs], dtype=np.int64)
 
@@ -141,13 +146,6 @@ def scheduled_lr(lr: float, schedule: str, round_idx: int, total_rounds: int) ->
     return lr * (1.0 - frac)
 
 
-def client_weights(results: list[ClientResult], equal: bool) -> np.ndarray:
-    n = np.asarray([1.0 if equal else float(r.num_samples) for r in results])
-    if n.sum() <= 0:
-        raise ValueError("clients reported no samples")
-    return n / n.sum()
-
-
 def as_fp32(values: np.ndarray) -> np.ndarray:
     out = np.asarray(values, dtype=np.float64).astype(np.float32)
     if not np.isfinite(out).all():
@@ -163,6 +161,7 @@ class RunSetup:
     rounds: int
     num_clients: int
     layout: Layout
+    robust: RobustSection = field(default_factory=RobustSection)  # the bounds every party's aggregation applies
 
 
 class Strategy(ABC):
@@ -184,6 +183,7 @@ class Strategy(ABC):
     networked: bool = True  # False: a simulation-only baseline (dense weights do not fit the seed protocol)
     varies_steps: bool = True  # False: the number of local steps is fixed by the method (simulation knob refused)
     centralized: bool = False  # True: one party trains alone, so nothing travels
+    weights_clients: bool = True  # False: every client counts the same whatever num_samples it claims
 
     def __init__(self, cfg: StrategyConfig | None = None, /, **settings: Any) -> None:
         if cfg is None:  # keywords are checked like a [strategy] table: by key, type and element
@@ -267,8 +267,29 @@ class Strategy(ABC):
     @abstractmethod
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult: ...
 
-    @abstractmethod
-    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate: ...
+    @classmethod
+    def shares_seeds(cls, cfg: StrategyConfig) -> bool:
+        """True when a round's clients put their scalars on the same keys (coordinate-wise rules apply)."""
+        return False
+
+    def contributions(self, plan: RoundPlan, results: list[ClientResult]) -> list[Contribution]:
+        """Each result's scalars on keys of the strategy's seed space (ValueError for a malformed payload)."""
+        raise NotImplementedError(f"strategy {self.name} defines neither contributions nor aggregate")
+
+    def update_from(self, plan: RoundPlan, combined: Combined) -> GlobalUpdate:
+        """The global update of the round's combined per-key values."""
+        raise NotImplementedError(f"strategy {self.name} defines neither update_from nor aggregate")
+
+    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
+        """The round's update: contributions combined under the run's bounds (``fedseed.robust``)."""
+        combined = combine(self.contributions(plan, results), self.run.robust, self.weights_clients)
+        return self.update_from(plan, combined)
+
+    def outliers(self, plan: RoundPlan, results: list[ClientResult]) -> dict[int, str]:
+        """Results to leave out of the round before aggregating (client -> why), by the run's outlier rule."""
+        if self.centralized or not self.run.robust.outlier_factor:
+            return {}
+        return outliers(self.contributions(plan, results), self.run.robust)
 
     def observe(self, plan: RoundPlan, results: list[ClientResult]) -> None:  # noqa: B027 (optional hook)
         """Coordinator-side bookkeeping after a round (replayed from the log on restart)."""

@@ -1,11 +1,15 @@
-"""FedAvg with first-order local SGD and dense weight deltas: the baseline for accuracy and bytes only."""
+"""FedAvg with first-order local SGD and dense weight deltas: the baseline for accuracy and bytes only.
+
+Of the run's bounds (``fedseed.robust``) a dense delta takes the client weighting and the norm bound; the
+scalar clip and the coordinate-wise rules are for seed-space scalars."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from fedseed.strategies.base import ClientResult, GlobalUpdate, LocalContext, RoundPlan, Strategy, client_weights
+from fedseed.robust import client_weights
+from fedseed.strategies.base import ClientResult, GlobalUpdate, LocalContext, RoundPlan, Strategy
 
 
 def local_sgd(ctx: LocalContext, lr: float, steps: int) -> tuple[float, int]:
@@ -43,13 +47,22 @@ class FedAvg(Strategy):
         return 4 * self.run.layout.size  # one float32 delta per trainable element
 
     def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
-        weights = client_weights(results, self.cfg.equal_weight)
-        total = None
-        for wgt, res in zip(weights, results):
-            d = np.frombuffer(res.payload, dtype="<f4").astype(np.float64)
-            if total is not None and d.size != total.size:
-                raise ValueError(f"client {res.client} sent {d.size} weights, expected {total.size}")
+        robust = self.run.robust
+        deltas = []
+        for res in results:
+            d = np.frombuffer(res.payload, dtype="<f4")
+            if deltas and d.size != deltas[0].size:
+                raise ValueError(f"client {res.client} sent {d.size} weights, expected {deltas[0].size}")
             if not np.isfinite(d).all():
                 raise ValueError(f"client {res.client} sent non-finite weights")
-            total = wgt * d if total is None else total + wgt * d
+            deltas.append(d)
+        scales = np.ones(len(deltas))
+        if robust.norm_factor and len(deltas) > 1:
+            norms = np.asarray([float(np.linalg.norm(d.astype(np.float64))) for d in deltas])
+            limit = robust.norm_factor * float(np.median(norms))
+            scales = np.where(norms > limit, limit / np.maximum(norms, 1e-300), 1.0)
+        weights = client_weights([r.num_samples for r in results], robust) * scales
+        total = np.zeros(deltas[0].size, np.float64)
+        for wgt, d in zip(weights, deltas):
+            total += wgt * d.astype(np.float64)
         return GlobalUpdate(plan.round, self.cfg.direction, dense=total.astype(np.float32))

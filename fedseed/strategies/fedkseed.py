@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedseed.codecs import decode
+from fedseed.robust import Combined, Contribution
 from fedseed.seeds import seed_pool, uniform_index
 from fedseed.strategies.base import (
     ClientResult,
@@ -24,15 +25,17 @@ from fedseed.strategies.base import (
     Strategy,
     StrategyConfig,
     as_fp32,
-    client_weights,
     zo_local_steps,
 )
+
+SHARED = 0xFFFF_FFFF  # the client slot of step seeds that every client of a round shares
 
 
 @dataclass
 class FedKSeedConfig(StrategyConfig):
     num_seeds: int = 4096
     grad_clip: float = 0.0  # skip a step whose |g| exceeds this (0 = off), as the reference code does
+    shared_seeds: bool = False  # every client of a round takes step t along the same seed (as DeComFL does)
 
     def validate(self) -> None:
         super().validate()
@@ -59,8 +62,13 @@ class FedKSeed(Strategy):
     def seed_pool(self) -> np.ndarray:
         return self.pool
 
+    @classmethod
+    def shares_seeds(cls, cfg: StrategyConfig) -> bool:
+        return bool(getattr(cfg, "shared_seeds", False))
+
     def step_index(self, plan: RoundPlan, client: int, step: int) -> int:
-        return uniform_index(self.cfg.num_seeds, self.run_seed, plan.round, client, step)
+        slot = SHARED if self.cfg.shared_seeds else client
+        return uniform_index(self.cfg.num_seeds, self.run_seed, plan.round, slot, step)
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
         return zo_local_steps(ctx, plan, client, self.cfg, lambda t: int(self.pool[self.step_index(plan, client, t)]),
@@ -74,17 +82,18 @@ class FedKSeed(Strategy):
             raise ValueError(f"client {result.client} sent {len(g)} scalars, expected {expected}")
         return g
 
-    def per_seed_sums(self, plan: RoundPlan, results: list[ClientResult]) -> np.ndarray:
-        """A_j = sum_i weight_i * sum_{t: idx(i,t)=j} g_t (float64), the round's per-seed scalar."""
-        weights = client_weights(results, self.cfg.equal_weight)
-        acc = np.zeros(self.cfg.num_seeds, dtype=np.float64)
-        for wgt, res in zip(weights, results):
-            for t, gt in enumerate(self.scalars(plan, res)):
-                acc[self.step_index(plan, res.client, t)] += wgt * gt
-        return acc
+    def contributions(self, plan: RoundPlan, results: list[ClientResult]) -> list[Contribution]:
+        """Each client's scalars on the pool indices of its steps."""
+        out = []
+        for res in results:
+            g = self.scalars(plan, res)
+            keys = np.asarray([self.step_index(plan, res.client, t) for t in range(len(g))], np.int64)
+            out.append(Contribution(res.client, keys, g.astype(np.float64), res.num_samples))
+        return out
 
-    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
-        acc = self.per_seed_sums(plan, results)
-        nz = np.flatnonzero(acc)
-        return GlobalUpdate(plan.round, self.cfg.direction, self.pool[nz].copy(), as_fp32(-plan.lr * acc[nz]),
-                            pool_indices=nz.astype(np.int64))
+    def update_from(self, plan: RoundPlan, combined: Combined) -> GlobalUpdate:
+        """-lr * A_j z_j over the pool indices j with a non-zero per-seed value A_j."""
+        nz = np.flatnonzero(combined.values)
+        idx = combined.keys[nz]
+        return GlobalUpdate(plan.round, self.cfg.direction, self.pool[idx].copy(),
+                            as_fp32(-plan.lr * combined.values[nz]), pool_indices=idx.astype(np.int64))

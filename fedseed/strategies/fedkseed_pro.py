@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedseed.codecs import decode
+from fedseed.robust import clipped
 from fedseed.seeds import weighted_index
 from fedseed.strategies.base import ClientResult, RoundPlan, RunSetup
 from fedseed.strategies.fedkseed import FedKSeed, FedKSeedConfig
@@ -83,10 +83,10 @@ class FedKSeedPro(FedKSeed):
         return weighted_index(plan.broadcast["cum_weights"], self.run_seed, plan.round, client, step)
 
     def observe(self, plan: RoundPlan, results: list[ClientResult]) -> None:
+        """Importance statistics from the scalars as the round bounded them (a client cannot inflate its seeds)."""
         c = self.cfg.importance_clip
-        for res in results:
-            g = decode(res.payload, self.cfg.codec)
-            for t, gt in enumerate(g):
-                j = self.step_index(plan, res.client, t)
+        contribs, _ = clipped(self.contributions(plan, results), self.run.robust)
+        for contrib in contribs:
+            for j, gt in zip(contrib.keys.tolist(), contrib.values.tolist()):
                 self.abs_sum[j] += min(abs(gt), c)
                 self.count[j] += 1

@@ -19,6 +19,7 @@ import torch
 from fedseed import rng_spec
 from fedseed.codecs import BYTES_PER_SCALAR, decode, encode
 from fedseed.layout import Layout
+from fedseed.robust import Combined, Contribution
 from fedseed.seeds import derive_seed
 from fedseed.strategies.base import (
     ClientResult,
@@ -29,7 +30,6 @@ from fedseed.strategies.base import (
     Strategy,
     StrategyConfig,
     as_fp32,
-    client_weights,
 )
 from fedseed.strategies.fedavg import local_sgd
 
@@ -122,19 +122,23 @@ class Ferret(Strategy):
             raise ValueError(f"ferret payload has {len(gammas)} coefficients, expected {sum(ks)}")
         return ks, gammas
 
-    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
-        weights = client_weights(results, self.cfg.equal_weight)
-        seeds, coefs, starts, stops = [], [], [], []
-        for wgt, res in zip(weights, results):
+    def contributions(self, plan: RoundPlan, results: list[ClientResult]) -> list[Contribution]:
+        """Each client's coefficients on the seeds of its bases, tagged with their block."""
+        out = []
+        for res in results:
             ks, gammas = self.split_payload(res.payload)
-            i = 0
-            for b, ((lo, hi), k_l) in enumerate(zip(self.blocks, ks)):
-                for k in range(k_l):
-                    seeds.append(self.basis_seed(plan.round, res.client, b, k))
-                    coefs.append(-self.cfg.server_lr * wgt * gammas[i])
-                    starts.append(lo)
-                    stops.append(hi)
-                    i += 1
-        return GlobalUpdate(plan.round, self.cfg.direction, np.asarray(seeds, np.int64), as_fp32(np.asarray(coefs)),
-                            np.asarray(starts, np.int64), np.asarray(stops, np.int64))
+            seeds, blocks = [], []
+            for b, k_l in enumerate(ks):
+                seeds += [self.basis_seed(plan.round, res.client, b, k) for k in range(k_l)]
+                blocks += [b] * k_l
+            out.append(Contribution(res.client, np.asarray(seeds, np.int64), gammas.astype(np.float64),
+                                    res.num_samples, np.asarray(blocks, np.int64)))
+        return out
 
+    def update_from(self, plan: RoundPlan, combined: Combined) -> GlobalUpdate:
+        """-server_lr * (the weighted mean of the clients' reconstructions), each basis on its block."""
+        bounds = np.asarray(self.blocks, np.int64).reshape(-1, 2)
+        tags = combined.tags if combined.tags is not None else np.zeros(0, np.int64)
+        return GlobalUpdate(plan.round, self.cfg.direction, combined.keys.astype(np.int64),
+                            as_fp32(-self.cfg.server_lr * combined.values), bounds[tags, 0].copy(),
+                            bounds[tags, 1].copy())

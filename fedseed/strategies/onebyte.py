@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedseed.codecs import decode, encode
+from fedseed.robust import Combined, Contribution
 from fedseed.seeds import derive_seed
 from fedseed.strategies.base import (
     ClientResult,
@@ -49,6 +50,7 @@ class OneByte(Strategy):
     cfg: OneByteConfig
     samples_clients = False
     varies_steps = False  # one scalar per sample per step, by the method's definition
+    weights_clients = False  # theta -= (lr / N) sum g z: every scalar counts the same
 
     def is_active(self, participant: int, step: int) -> bool:
         joins = {p: s for p, s in self.cfg.join}
@@ -81,15 +83,18 @@ class OneByte(Strategy):
         return ClientResult(plan.round, client, encode(np.asarray(scalars), self.cfg.codec), ctx.num_samples,
                             float(np.mean(losses)) if losses else float("nan"), skipped)
 
-    def aggregate(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
-        seeds, gs = [], []
-        for res in sorted(results, key=lambda r: r.client):
+    def contributions(self, plan: RoundPlan, results: list[ClientResult]) -> list[Contribution]:
+        out = []
+        for res in results:
             g = decode(res.payload, self.cfg.codec)
             if len(g) != self.cfg.samples_per_step:
                 raise ValueError(f"participant {res.client} sent {len(g)} scalars, "
                                  f"expected {self.cfg.samples_per_step}")
-            for n, gn in enumerate(g):
-                seeds.append(self.sample_seed(plan.round, res.client, n))
-                gs.append(gn)
-        coefs = -plan.lr / len(gs) * np.asarray(gs)
-        return GlobalUpdate(plan.round, self.cfg.direction, np.asarray(seeds, np.int64), as_fp32(coefs))
+            seeds = [self.sample_seed(plan.round, res.client, n) for n in range(len(g))]
+            out.append(Contribution(res.client, np.asarray(seeds, np.int64), g.astype(np.float64), res.num_samples))
+        return out
+
+    def update_from(self, plan: RoundPlan, combined: Combined) -> GlobalUpdate:
+        """-(lr / N) g per scalar: the equal-weight mean over participants, divided by the samples per step."""
+        coefs = -plan.lr / self.cfg.samples_per_step * combined.values
+        return GlobalUpdate(plan.round, self.cfg.direction, combined.keys.astype(np.int64), as_fp32(coefs))

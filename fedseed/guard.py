@@ -1,0 +1,39 @@
+"""The divergence guard of a party holding the model: the loss of a few fixed held-out examples before and after
+each round; a round that raises it past ``robust.divergence_factor`` (or makes it non-finite) is flagged, and
+by ``robust.on_divergence`` rolled back. The same examples before and after make the ratio a measure of the
+update alone, not of sampling noise; a few examples keep it cheap enough to run every round."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from fedseed.robust import RobustSection
+
+
+class DivergenceGuard:
+    def __init__(self, cfg: RobustSection, loss: Callable[[], float]) -> None:
+        self.factor, self.loss = cfg.divergence_factor, loss
+        self.reference: float | None = None  # the guard loss of the state the next round starts from
+        self.previous: float | None = None
+
+    def before(self) -> None:
+        """Measure the starting state once (a fresh or resumed run); later rounds start from the last verdict."""
+        if self.reference is None:
+            self.reference = float(self.loss())
+
+    def after(self) -> str:
+        """Why the round just applied is implausible (empty: it is not). The new loss becomes the reference."""
+        new = float(self.loss())
+        self.previous, self.reference = self.reference, new
+        ref = self.previous if self.previous is not None else new
+        if not math.isfinite(new):
+            return f"the guard loss went from {ref:.4g} to {new} (robust.divergence_factor {self.factor})"
+        if new > self.factor * ref:
+            return (f"the guard loss went from {ref:.4g} to {new:.4g}, x{new / max(ref, 1e-300):.3g} "
+                    f"> robust.divergence_factor {self.factor}")
+        return ""
+
+    def rolled_back(self) -> None:
+        """The round was undone: the state is the one measured before it."""
+        self.reference = self.previous
