@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import pathlib
 import sqlite3
 import time
@@ -100,11 +101,16 @@ class RoundLog:
             ensure_private(self.path)
 
     def _tighten(self) -> None:
-        """Take group and other access off a log an older fedseed wrote -- once it is known to be a round log."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        """Take group and other access off a log an older fedseed wrote -- once it is known to be a round log. By
+        path, never by opening the files: closing any descriptor of a file drops every POSIX lock this process holds
+        on it, and SQLite's locks on the -shm file are what stop another process from resetting it under us."""
+        for suffix in ("", "-wal", "-shm"):
             path = self.path.with_name(self.path.name + suffix)
-            if path.exists():
-                ensure_private(path)
+            try:
+                if os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)
+            except FileNotFoundError:
+                pass
 
     def _open(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
