@@ -15,6 +15,7 @@ import grpc
 
 from fedseed import rng_spec, wire
 from fedseed.client.config import ClientSection
+from fedseed.client.private_submit import PrivateRoundRefused, PrivateSubmission
 from fedseed.client.session import Session
 from fedseed.codecs import CODECS
 from fedseed.config import build_config
@@ -35,7 +36,7 @@ class ForkError(RuntimeError):
     """This client's state disagrees with the federation's checksum: it must stop, not train."""
 
 
-class EdgeClient:
+class EdgeClient(PrivateSubmission):
     def __init__(self, target: str, sec: ClientSection) -> None:
         self.sec = sec
         self.session = Session(target, sec)
@@ -97,10 +98,14 @@ class EdgeClient:
         result = strategy.local_work(self.fed.context(task.round, self.index), plan, self.index)
         state.restore()
         local_s = time.time() - t0
-        request = wire.update_request(result, self.checksum)
         status = "accepted"
         try:
-            self.session.call("SubmitUpdate", request)
+            if task.HasField("private"):
+                self.submit_private(task, plan, result)
+            else:
+                self.session.call("SubmitUpdate", wire.update_request(result, self.checksum))
+        except PrivateRoundRefused as e:
+            status = f"refused: {e}"
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.ALREADY_EXISTS:
                 status = "accepted"  # an earlier attempt landed before the connection broke
@@ -108,7 +113,8 @@ class EdgeClient:
                 status = f"refused: {e.code().name}: {e.details()}"
             else:
                 raise
-        self.held = result if status == "accepted" else None
+        # a private round's update always comes as coefficients: there is no own result to hold
+        self.held = result if status == "accepted" and not task.HasField("private") else None
         self.rows.append(ClientRoundRecord(task.round, status, result.train_loss, round(local_s, 3), self.checksum))
 
     def run(self) -> dict:

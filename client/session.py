@@ -20,7 +20,7 @@ from fedseed.transport import is_loopback, method_path, serialize
 from fedseed.v1 import coordinator_pb2 as pb
 
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
-           "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate}
+           "Heartbeat": pb.HeartbeatReply, "SyncLog": pb.GlobalUpdate, "SecAgg": pb.SecAggReply}
 # RESOURCE_EXHAUSTED: the coordinator is busy (its cap on calls at once, or on this client's long-polls or
 # SyncLog calls), so wait and retry like an outage; a client's own requests are never over its size limit
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED)

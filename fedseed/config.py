@@ -1,6 +1,6 @@
-"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval], [simulation]
-tables, checked key by key (types and list elements included, by fedseed.config_models); any error names the key
-it is about."""
+"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval], [robust],
+[privacy], [simulation] tables, checked key by key (types and list elements included, by fedseed.config_models);
+any error names the key it is about."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fedseed.config_models import ConfigError, Tables, json_schema, validate_tables
+from fedseed.privacy import PrivacySection, check_private_run
 from fedseed.robust import RobustSection
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
@@ -87,6 +88,7 @@ class Config:
     strategy: StrategyConfig
     eval: EvalSection
     robust: RobustSection = field(default_factory=lambda: RobustSection())
+    privacy: PrivacySection = field(default_factory=lambda: PrivacySection())
     simulation: SimulationSection = field(default_factory=lambda: SimulationSection())
 
 
@@ -95,7 +97,7 @@ PROCESS_SECTIONS = ("server", "client")
 # The run tables in file order; None: the [strategy] table, whose keys are those of the strategy it names
 RUN_TABLES: Tables = (("run", RunSection), ("model", ModelSection), ("data", DataSection),
                       ("federation", FederationSection), ("strategy", None), ("eval", EvalSection),
-                      ("robust", RobustSection), ("simulation", SimulationSection))
+                      ("robust", RobustSection), ("privacy", PrivacySection), ("simulation", SimulationSection))
 BACKENDS = ("inline", "processes", "ray")
 
 
@@ -137,6 +139,8 @@ def validate(cfg: Config) -> None:
     try:
         cfg.strategy.validate()
         cfg.robust.validate()
+        cfg.privacy.validate()
+        check_private_run(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if cfg.robust.rule != "mean" and not strategy_class(cfg.strategy.name).shares_seeds(cfg.strategy):

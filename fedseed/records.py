@@ -60,6 +60,7 @@ class RoundRecord:
     evals: dict[str, float] = field(default_factory=dict)  # eval_loss and eval_accuracy or eval_rougeL
     flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
     rolled_back: bool = False  # the round's update was undone: the round applies nothing
+    epsilon: float | None = None  # dp: the run's epsilon after the round (the most any client has spent)
     checksum: str = ""
     setup_s: float | None = None  # round 0: building model, data and strategy
     peak_rss_mib: float | None = None
@@ -105,6 +106,8 @@ class RunSummary:
     workers_peak_rss_mib: list[float] = field(default_factory=list)
     workers_checksums: list[str] = field(default_factory=list)
     traffic_bytes: int | None = None  # a coordinator's measured gRPC bytes, both ways, over the run
+    epsilon: float | None = None  # dp: the run's final epsilon (at privacy.delta)
+    stopped: str | None = None  # why the run ended before its last round (its privacy budget)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -130,6 +133,8 @@ class RunSummary:
         up, down = sum(r.bytes_up for r in trained), sum(r.bytes_down for r in trained)
         rss = [r.peak_rss_mib for r in records if r.peak_rss_mib is not None]
         traffic = [r.traffic["up"] + r.traffic["down"] for r in trained if r.traffic]
+        spent = [r.epsilon for r in trained if r.epsilon is not None]
+        extra.setdefault("epsilon", spent[-1] if spent else None)
         return cls(mode=mode, strategy=cfg.strategy.name, model=cfg.model.name, data=cfg.data.source,
                    rounds=trained[-1].round if trained else 0, seed=cfg.run.seed,
                    num_clients=cfg.federation.num_clients,

@@ -64,10 +64,10 @@ def restore(machine: RoundMachine, log: RoundLog) -> list[RoundRecord]:
             raise ValueError(f"weights rebuilt from {log.path} do not match its round-{last} checksum")
     if last:
         state = log.strategy_state(last)
-        if state is None and machine.strategy.state_dict():
+        if state is None and machine.saved_state():
             raise ValueError(f"{log.path} was written by an older fedseed that did not save strategy state; "
                              "it can be inspected and exported, not resumed")
-        machine.strategy.load_state_dict(state or {})
+        machine.load_saved_state(state or {})
     try:
         zero = log.meta("round0")
     except KeyError:

@@ -24,8 +24,10 @@ from fedseed import wire
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.guard import DivergenceGuard
+from fedseed.private_round import PrivateRun, secure_rng
 from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
+from fedseed.secagg.protocol import SecureSum
 from fedseed.seeds import sample_clients
 from fedseed.state import DELTA_BOUND_LIMIT, FlatState, seed_growth
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strategy
@@ -48,6 +50,11 @@ class ClosedRound:
     eval_s: float = 0.0
     flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
     rolled_back: bool = False  # the round's update was undone: the round applies nothing
+    secure: SecureSum | None = None  # a private round: who is in its sum (their results stay unknown)
+    private_bytes: tuple[int, int] = (0, 0)  # a private round's bytes up and down (protocol and masked vectors)
+
+    def reported(self) -> list[int]:
+        return self.secure.clients if self.secure is not None else [r.client for r in self.results]
 
 
 class RoundMachine:
@@ -63,6 +70,7 @@ class RoundMachine:
         guarded = (state is not None and guard_loss is not None and not strategy.centralized
                    and cfg.robust.divergence_factor > 0)
         self.guard = DivergenceGuard(cfg.robust, guard_loss) if guarded else None
+        self.private = PrivateRun(cfg, strategy) if cfg.privacy.private else None
 
     # ---- planning ----------------------------------------------------------------------------------------
     def draw(self, r: int, available: list[int], attempt: int = 0, keep: list[int] | None = None) -> RoundPlan:
@@ -73,7 +81,10 @@ class RoundMachine:
         k = self.cfg.federation.clients_per_round
         drawn = (sample_clients(self.cfg.run.seed, r, attempt, others, max(0, k - len(keep)))
                  if self.strategy.samples_clients else others)
-        return self.strategy.configure_round(r, sorted(keep + drawn))
+        plan = self.strategy.configure_round(r, sorted(keep + drawn))
+        if self.private is not None:  # BudgetExhausted: no round is trained that could not be released
+            self.private.check_budget(r, plan.clients)
+        return plan
 
     # ---- results -----------------------------------------------------------------------------------------
     def check(self, plan: RoundPlan, result: ClientResult) -> None:
@@ -99,6 +110,11 @@ class RoundMachine:
     def aggregate_checked(self, plan: RoundPlan, results: list[ClientResult]) -> GlobalUpdate:
         """The round's update, or ValueError when some party could not apply it. Changes nothing."""
         update = self.strategy.aggregate(plan, results)
+        self.check_update(update)
+        return update
+
+    def check_update(self, update: GlobalUpdate) -> None:
+        """ValueError when some party could not apply the update (coefficient or state bound)."""
         big = ~(np.abs(update.coefs) <= MAX_ABS_COEF)  # NaN counts as out of range
         if big.any():
             k = int(np.argmax(big))
@@ -108,7 +124,6 @@ class RoundMachine:
         if self.delta_bound + self.growth(update) >= DELTA_BOUND_LIMIT:
             raise ValueError("the update would take the fixed-point state past its bound (the run's coefficients "
                              "sum to more than the state can hold)")
-        return update
 
     @staticmethod
     def growth(update: GlobalUpdate) -> int:
@@ -149,12 +164,38 @@ class RoundMachine:
         if update is None and not empty_ok:
             return ClosedRound(plan, [], refused, None)
         update = update or GlobalUpdate(plan.round, self.cfg.strategy.direction)
-        closed = ClosedRound(plan, kept, refused, update)
+        return self._apply(ClosedRound(plan, kept, refused, update))
+
+    def close_private(self, plan: RoundPlan, ssum: SecureSum, private_bytes: tuple[int, int] = (0, 0),
+                      empty_ok: bool = False) -> ClosedRound:
+        """Close a private round from what the coordinator learnt: the secure sum over its clients. A sum that
+        could not be unmasked, or over fewer than privacy.min_clients clients, is not released: the round is
+        empty (empty_ok) or its update None (a coordinator draws it again)."""
+        fewer = len(ssum.clients) < self.cfg.privacy.min_clients
+        if ssum.failed or fewer:
+            why = ssum.failed or (f"{len(ssum.clients)} clients reported, fewer than privacy.min_clients "
+                                  f"{self.cfg.privacy.min_clients}: the round's sum is not released")
+            refused = {c: why for c in plan.clients}
+            if not empty_ok:
+                return ClosedRound(plan, [], refused, None)
+            return self._apply(ClosedRound(plan, [], refused, GlobalUpdate(plan.round, self.cfg.strategy.direction)))
+        update = self.strategy.update_from(plan, self.private.combined(plan, ssum, secure_rng()))
+        if self.private.accountant is not None:  # the sum is released from here on: its privacy is spent
+            self.private.accountant.spend(ssum.clients)
+        try:
+            self.check_update(update)
+        except ValueError as e:
+            update, ssum = GlobalUpdate(plan.round, self.cfg.strategy.direction), SecureSum([], ssum.total, str(e))
+        return self._apply(ClosedRound(plan, [], {}, update, secure=ssum, private_bytes=private_bytes))
+
+    def _apply(self, closed: ClosedRound) -> ClosedRound:
+        """Past the point of no return: apply, judge, strategy state, bound, evaluation."""
+        plan, update = closed.plan, closed.update
         if self.state is not None:
             if self.guard is not None:
                 self.guard.before()
             self.strategy.apply(self.state, update)  # an empty round only re-materialises the weights
-            if self.guard is not None and kept:
+            if self.guard is not None and closed.reported():
                 self._judge(closed)
             closed.checksum = self.state.checksum()
         self.strategy.observe(plan, closed.results)
@@ -177,8 +218,10 @@ class RoundMachine:
         self.strategy.apply(self.state, closed.update.negated())  # integer arithmetic: exactly undone
         self.state.delta_bound = bound
         self.guard.rolled_back()
-        closed.refused |= {r.client: f"the round was rolled back ({verdict})" for r in closed.results}
+        closed.refused |= {c: f"the round was rolled back ({verdict})" for c in closed.reported()}
         closed.results, closed.rolled_back = [], True
+        if closed.secure is not None:
+            closed.secure = SecureSum([], closed.secure.total, "rolled back")
         closed.update = GlobalUpdate(closed.plan.round, closed.update.kind)
 
     def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
@@ -187,6 +230,11 @@ class RoundMachine:
         if self.strategy.centralized or closed.update is None:
             return 0, 0
         plan, results, update, checksum = closed.plan, closed.results, closed.update, wire.SIZED_CHECKSUM
+        if closed.secure is not None:  # the protocol's messages and masked vectors, then task and coefficients
+            up, down = closed.private_bytes
+            task = wire.round_task(plan, b"", checksum, private=self.private.round_message(0)).ByteSize()
+            each = task + wire.round_form(update, [], plan.lr, checksum, False).ByteSize()
+            return up, down + each * len(closed.secure.clients)
         up = sum(wire.update_request(r, checksum).ByteSize() for r in results)
         task = wire.round_task(plan, self.strategy.encode_broadcast(plan), checksum).ByteSize()
         if update.dense is not None:  # the first-order baseline: what a dense coefficient field would carry
@@ -200,7 +248,7 @@ class RoundMachine:
                why_dropped: dict[int, str] | None = None, late: list[int] | None = None) -> RoundRecord:
         """The round's record: who was drawn (in any attempt), who is in it, who is not and why."""
         plan, results = closed.plan, closed.results
-        reported = [r.client for r in results]
+        reported = closed.reported()
         drawn = sorted(set(plan.clients) | set(drawn_before or []))
         reasons = {**(why_dropped or {}), **closed.refused}
         why = {}
@@ -209,17 +257,32 @@ class RoundMachine:
                 why[str(c)] = reasons.get(c) or ("no result by the deadline" if c in plan.clients else
                                                  "no result before the round was drawn again (short of its quorum)")
         up, down = self.round_bytes(closed)
+        accountant = self.private.accountant if self.private is not None else None
         return RoundRecord(
-            round=plan.round, clients=len(results), planned=len(plan.clients), drawn=drawn, reported=reported,
+            round=plan.round, clients=len(reported), planned=len(plan.clients), drawn=drawn, reported=reported,
             dropped=sorted(int(c) for c in why), why_dropped=why, late=sorted(late or []), attempts=attempts,
             train_loss=mean_or_none([r.train_loss for r in results]),
             skipped_steps=int(sum(r.skipped_steps for r in results)), bytes_up=up, bytes_down=down,
             wall_s=round(wall_s, 3), eval_s=closed.eval_s, evals=closed.evals, checksum=closed.checksum,
-            flagged=closed.flagged, rolled_back=closed.rolled_back)
+            flagged=closed.flagged, rolled_back=closed.rolled_back,
+            epsilon=None if accountant is None else round(accountant.epsilon, 6))
 
     def commit(self, closed: ClosedRound, record: RoundRecord) -> None:
         """Log the round atomically: its update, the results a replay needs, the record and strategy state."""
         results = closed.results
         if closed.update is not None and closed.update.dense is not None:
             results = [dataclasses.replace(r, payload=b"") for r in results]  # the update holds them already
-        self.log.append(closed.update, results, record.checksum, record.to_json(), self.strategy.state_dict())
+        self.log.append(closed.update, results, record.checksum, record.to_json(), self.saved_state())
+
+    def saved_state(self) -> dict[str, np.ndarray]:
+        """What the log keeps after each round besides the update: strategy state and privacy accounting."""
+        state = self.strategy.state_dict()
+        if self.private is not None and self.private.accountant is not None:
+            state = state | self.private.accountant.state_dict()
+        return state
+
+    def load_saved_state(self, state: dict[str, np.ndarray]) -> None:
+        accounting = {k: v for k, v in state.items() if k.startswith("privacy.")}
+        self.strategy.load_state_dict({k: v for k, v in state.items() if not k.startswith("privacy.")})
+        if self.private is not None and self.private.accountant is not None:
+            self.private.accountant.load_state_dict(accounting)

@@ -73,10 +73,10 @@ def without_own(msg: pb.GlobalUpdate, client: int) -> pb.GlobalUpdate:
 
 
 def round_task(plan: RoundPlan, broadcast: bytes, state_checksum: str,
-               deadline_ms: int = TYPICAL_DEADLINE_MS) -> pb.Task:
-    """The task that gives a client its round."""
+               deadline_ms: int = TYPICAL_DEADLINE_MS, private: pb.PrivateRound | None = None) -> pb.Task:
+    """The task that gives a client its round (a private round's with its secure-aggregation parameters)."""
     return pb.Task(round=pb.RoundTask(round=plan.round, lr=plan.lr, broadcast=broadcast, deadline_ms=deadline_ms,
-                                      state_checksum=checksum_bytes(state_checksum)))
+                                      state_checksum=checksum_bytes(state_checksum), private=private))
 
 
 def dense_form_size(update: GlobalUpdate, checksum: str) -> int:

@@ -28,6 +28,7 @@ from fedseed.server.config import ServerSection, coordinator_identity
 from fedseed.server.lifecycle import RoundLifecycle
 from fedseed.server.limits import ClientLimits, message_limit
 from fedseed.server.model_host import ModelHost
+from fedseed.server.private_rounds import PrivateRounds
 from fedseed.server.registry import ClientEntry, Registry, load_allow_list
 from fedseed.server.round_wire import RoundWire
 from fedseed.server.rounds import OpenRound, Refusal, now_ms
@@ -39,13 +40,14 @@ MAX_INLINE_ROUNDS = 2  # a client further behind is sent to SyncLog (merged catc
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class Coordinator(RoundLifecycle):
+class Coordinator(PrivateRounds, RoundLifecycle):
     def __init__(self, cfg: Config, sec: ServerSection) -> None:
         self.cfg, self.sec = cfg, sec
         self.out = pathlib.Path(sec.out)
         entries = load_allow_list(sec.clients, cfg.federation.num_clients)
         self.host = ModelHost(cfg, hold_model=sec.hold_model)  # fails on a bad model before anything is written
-        self.max_message_bytes = message_limit(sec, self.host.strategy)
+        secagg_clients = cfg.federation.clients_per_round if cfg.privacy.secure_aggregation else 0
+        self.max_message_bytes = message_limit(sec, self.host.strategy, secagg_clients)
         self.limits = ClientLimits(sec)
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = RoundLog(self.out / "log.sqlite")
@@ -65,6 +67,7 @@ class Coordinator(RoundLifecycle):
         self.drawn_before: list[int] = []  # clients drawn in earlier attempts of the next round
         self.first_opened = 0.0  # when the next round's first attempt opened (0: not yet)
         self.fault: BaseException | None = None  # closing failed past the point of no return: stop
+        self.stopped: str | None = None  # why the run ended before its last round (its privacy budget)
         self.traffic: dict[int, Traffic] = {}
         self.changed = asyncio.Event()
         self.finished_at: float | None = None
@@ -204,8 +207,9 @@ class Coordinator(RoundLifecycle):
         o = self.open
         if (self.phase == "open" and o is not None and entry.index in o.plan.clients
                 and entry.index not in o.results and time.time() < o.deadline):
+            private = self.private_task(o) if self.private else None
             task.round.CopyFrom(wire.round_task(o.plan, self.strategy.encode_broadcast(o.plan), o.start_checksum,
-                                                int(o.deadline * 1000)).round)
+                                                int(o.deadline * 1000), private).round)
         return task
 
     def submit(self, entry: ClientEntry, req: pb.UpdateRequest) -> pb.UpdateReply:
@@ -223,13 +227,20 @@ class Coordinator(RoundLifecycle):
             raise Refusal(grpc.StatusCode.DEADLINE_EXCEEDED, f"round {r}'s deadline has passed")
         if entry.index in o.results:
             raise Refusal(grpc.StatusCode.ALREADY_EXISTS, f"client {entry.id} already submitted round {r}")
+        if len(req.start_checksum) != wire.CHECKSUM_BYTES:
+            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"start_checksum must be {wire.CHECKSUM_BYTES} bytes")
+        if self.private:  # a masked or quantized vector: checked by its protocol, never logged
+            self._learn_checksum(entry, r - 1, req.start_checksum, "start_checksum")
+            o.results[entry.index] = self.submit_private(o, entry.index, req)
+            o.start_checksum = self.checksums.get(r - 1, "")
+            self.registry.flush()
+            self.private_tick(o)
+            return pb.UpdateReply(round=r)
         result = ClientResult(r, entry.index, req.payload, req.num_samples, float(req.train_loss), req.skipped_steps)
         try:
             self.machine.check(o.plan, result)
         except ResultRefused as e:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
-        if len(req.start_checksum) != wire.CHECKSUM_BYTES:
-            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"start_checksum must be {wire.CHECKSUM_BYTES} bytes")
         self._learn_checksum(entry, r - 1, req.start_checksum, "start_checksum")
         o.start_checksum = self.checksums.get(r - 1, "")
         self.registry.stage_nonces()  # committed together with the update

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from fedseed.accountant import BudgetExhausted
 from fedseed.private import open_private, write_private_text
 from fedseed.records import RunSummary
 from fedseed.server.accounting import Traffic
@@ -31,6 +32,8 @@ class RoundLifecycle:
         self.registry.flush()
         if self.phase == "waiting":
             self._try_open()
+        elif self.phase == "open" and self.open is not None and self.private:
+            self.private_tick(self.open)
         elif self.phase == "open" and self.open is not None and time.time() >= self.open.deadline:
             if len(self.open.results) >= self.quorum:
                 self._begin_close()
@@ -47,9 +50,11 @@ class RoundLifecycle:
         if not isinstance(was, dict) or was.get("round") != self.last + 1:
             return
         self.attempt, self.drawn_before = int(was["attempt"]), list(was["drawn_before"])
+        if self.private:  # the open attempt's secrets died with the coordinator: the clients start a new one
+            self.attempt += 1
         self.first_opened = float(was.get("first_opened", 0.0))
         plan = self.strategy.configure_round(self.last + 1, list(was["clients"]))
-        self._open_plan(plan, persist=False)
+        self._open_plan(plan, persist=self.private)
         print(f"fedseed server: reopened round {plan.round} (attempt {self.attempt + 1}) with "
               f"{len(self.open.results)} of {len(plan.clients)} results accepted before the restart", file=sys.stderr)
 
@@ -57,7 +62,8 @@ class RoundLifecycle:
         self.attempt = o.attempt + 1
         self.drawn_before = sorted(set(o.drawn_before) | set(o.plan.clients))
         self.first_opened = o.first_opened
-        self.pending = dict(o.results)  # a client's result depends only on (state, round, client)
+        # a client's result depends only on (state, round, client); a private one only means something in its attempt
+        self.pending = {} if self.private else dict(o.results)
         self.phase, self.open, self.waiting_since = "waiting", None, time.time()
         self._try_open()
 
@@ -71,6 +77,11 @@ class RoundLifecycle:
             plan = self.machine.draw(r, online, self.attempt, keep)
         except ValueError:
             return  # e.g. no one-byte participant is active yet
+        except BudgetExhausted as e:
+            self.stopped = str(e)
+            print(f"fedseed server: {self.stopped}", file=sys.stderr)
+            self._finish()
+            return
         if len(plan.clients) < min(self.min_clients, self.cfg.federation.clients_per_round):
             return
         if not set(keep) <= set(plan.clients):
@@ -84,11 +95,13 @@ class RoundLifecycle:
                               first_opened=self.first_opened or now)
         self.open.results = {c: res for c, res in self.pending.items() if c in plan.clients}
         self.pending = {}
+        if self.private:
+            self.start_private(self.open)
         if persist:
             self.log.set_meta(open_round=self.open.persisted())
         self.phase = "open"
         self.notify()
-        if self.open.complete():
+        if self.open.complete() and not self.private:
             self._begin_close()
 
     def _scheduled_present(self, r: int, online: list[int]) -> bool:
@@ -155,7 +168,7 @@ class RoundLifecycle:
         records = list(self.records)
         if records and self.checksums.get(self.last):
             records[-1].checksum = self.checksums[self.last]
-        summary = RunSummary.of("server", self.cfg, records, time.time() - self.started)
+        summary = RunSummary.of("server", self.cfg, records, time.time() - self.started, stopped=self.stopped)
         write_private_text(self.out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
 
     def done(self) -> bool:

@@ -12,6 +12,8 @@ import grpc
 from fedseed import rng_spec
 from fedseed.codecs import CODECS
 from fedseed.config import ConfigError
+from fedseed.secagg.crypto import SECRET_BYTES
+from fedseed.secagg.protocol import CIPHERTEXT_BYTES
 from fedseed.server.config import ServerSection
 from fedseed.server.rounds import Refusal
 from fedseed.strategies.base import Strategy
@@ -26,8 +28,9 @@ SPARE_RPCS = 32  # health checks, Join, callers being refused
 BUSY = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def largest_requests(strategy: Strategy) -> dict[str, int]:
-    """The serialized size of each method's largest legal request: every field at its widest."""
+def largest_requests(strategy: Strategy, secagg_clients: int = 0) -> dict[str, int]:
+    """The serialized size of each method's largest legal request: every field at its widest (SecAgg: the share
+    bundles of a round of `secagg_clients`, when the run aggregates securely)."""
     auth = pb.RequestAuth(client_id="x" * MAX_ID_BYTES, nonce=(1 << 64) - 1, timestamp_ms=-1, signature=b"\xff" * 64)
     top = (1 << 32) - 1
     layout = pb.LayoutFingerprint(spec_version="x" * MAX_TEXT_BYTES, fingerprint="f" * 64)
@@ -42,13 +45,21 @@ def largest_requests(strategy: Strategy) -> dict[str, int]:
         "SyncLog": pb.SyncRequest(auth=auth, from_round=top, merged=True),
         "Heartbeat": pb.HeartbeatRequest(auth=auth),
     }
+    if secagg_clients:
+        shares = pb.ShareBundle(shares=[pb.EncryptedShare(peer=top, ciphertext=b"\xff" * CIPHERTEXT_BYTES)
+                                        for _ in range(secagg_clients)])
+        unmask = pb.UnmaskBundle(shares=[pb.SecretShare(owner=top, index=top, share=b"\xff" * SECRET_BYTES)
+                                         for _ in range(secagg_clients)])
+        requests["SecAgg"] = max(pb.SecAggRequest(auth=auth, round=top, attempt=top, wait_ms=top, shares=shares),
+                                 pb.SecAggRequest(auth=auth, round=top, attempt=top, wait_ms=top, unmask=unmask),
+                                 key=lambda m: m.ByteSize())
     return {method: msg.ByteSize() for method, msg in requests.items()}
 
 
-def message_limit(sec: ServerSection, strategy: Strategy) -> int:
+def message_limit(sec: ServerSection, strategy: Strategy, secagg_clients: int = 0) -> int:
     """grpc.max_receive_message_length: server.max_message_bytes when set, else the largest legal request plus
     headroom, rounded up to 4 KiB. gRPC refuses a longer message (RESOURCE_EXHAUSTED) before it is parsed."""
-    need = max(largest_requests(strategy).values())
+    need = max(largest_requests(strategy, secagg_clients).values())
     if sec.max_message_bytes:
         if sec.max_message_bytes < need:
             raise ConfigError(f"config key 'server.max_message_bytes' ({sec.max_message_bytes}) is below this run's "

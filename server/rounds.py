@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from fedseed.secagg.protocol import SecAggServer
 from fedseed.strategies.base import ClientResult, RoundPlan
 
 
@@ -30,6 +31,14 @@ class OpenRound:
     results: dict[int, ClientResult] = field(default_factory=dict)
     drawn_before: list[int] = field(default_factory=list)  # clients of this round's earlier attempts
     first_opened: float = 0.0  # when the round's first attempt opened (wall-clock seconds)
+    # a private round: its secure aggregation, when the current stage began, the protocol's bytes (each stage
+    # message and reply counted once per client), and why the attempt failed
+    secagg: SecAggServer | None = None
+    stage_since: float = 0.0
+    private_up: int = 0
+    private_down: int = 0
+    counted: set = field(default_factory=set)
+    failed: str = ""
 
     def complete(self) -> bool:
         return len(self.results) == len(self.plan.clients)  # results only ever hold planned clients

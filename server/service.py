@@ -85,6 +85,9 @@ class CoordinatorService:
     async def heartbeat(self, parsed: Any, context: grpc.aio.ServicerContext) -> pb.HeartbeatReply:
         return await self._unary("Heartbeat", parsed, context, lambda entry, _msg: self.coord.heartbeat(entry))
 
+    async def secagg(self, parsed: Any, context: grpc.aio.ServicerContext) -> pb.SecAggReply:
+        return await self._unary("SecAgg", parsed, context, self.coord.secagg)
+
     async def sync_log(self, parsed: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GlobalUpdate]:
         msg, entry = await self._admit("SyncLog", parsed, context)
         try:
@@ -99,7 +102,7 @@ class CoordinatorService:
         ser = serialize
         unary = {"Join": (self.join, pb.JoinRequest), "FetchTask": (self.fetch_task, pb.FetchTaskRequest),
                  "SubmitUpdate": (self.submit_update, pb.UpdateRequest),
-                 "Heartbeat": (self.heartbeat, pb.HeartbeatRequest)}
+                 "Heartbeat": (self.heartbeat, pb.HeartbeatRequest), "SecAgg": (self.secagg, pb.SecAggRequest)}
         methods = {name: grpc.unary_unary_rpc_method_handler(fn, request_deserializer=_parser(cls),
                                                              response_serializer=ser)
                    for name, (fn, cls) in unary.items()}

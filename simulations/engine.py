@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 
+from fedseed.accountant import BudgetExhausted
 from fedseed.config import Config
 from fedseed.federation import Federation, build_federation
 from fedseed.private import open_private, write_private_text
@@ -55,9 +57,15 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
             for update in log.updates(1, records[-1].round):
                 backend.push(update)
                 backend.sync()  # one update at a time: a dense round is a whole model
+        stopped = None
         with open_private(out / "metrics.jsonl", "a") as mf:
             for r in range(records[-1].round + 1, cfg.run.rounds + 1):
-                record = driver_round(machine, fed, backend, r)
+                try:
+                    record = driver_round(machine, fed, backend, r)
+                except BudgetExhausted as e:
+                    stopped = str(e)
+                    print(f"fedseed: {stopped}", file=sys.stderr)
+                    break
                 records.append(record)
                 mf.write(json.dumps(record.to_json()) + "\n")
                 mf.flush()
@@ -65,7 +73,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
                 for callback in callbacks:
                     callback(record)
         extra = {"backend": cfg.simulation.backend, "workers_peak_rss_mib": backend.workers_peak_rss_mib(),
-                 "workers_checksums": backend.workers_checksums()}
+                 "workers_checksums": backend.workers_checksums(), "stopped": stopped}
     finally:
         if bar is not None:
             bar.close()
@@ -99,7 +107,11 @@ def driver_round(machine: RoundMachine, fed: Federation, backend: Backend, r: in
         except ResultRefused as e:
             why[result.client] = f"refused: {e}"
     fed.state.restore()
-    closed = machine.close(plan, results, empty_ok=True)  # a round no one reported only re-materialises
+    if machine.private is not None:
+        ssum, private_bytes = machine.private.simulated_sum(str(machine.log.meta("run_id")), plan, results)
+        closed = machine.close_private(plan, ssum, private_bytes, empty_ok=True)
+    else:
+        closed = machine.close(plan, results, empty_ok=True)  # a round no one reported only re-materialises
     backend.push(closed.update)
     eval_s = closed.eval_s
     record = machine.record(closed, time.time() - t0 - eval_s, why_dropped=why, late=part.late)

@@ -276,6 +276,10 @@ class Strategy(ABC):
         """Each result's scalars on keys of the strategy's seed space (ValueError for a malformed payload)."""
         raise NotImplementedError(f"strategy {self.name} defines neither contributions nor aggregate")
 
+    def private_keys(self, plan: RoundPlan, length: int) -> np.ndarray:
+        """The keys of a private round's vector elements, shared by every client of the round."""
+        raise NotImplementedError(f"strategy {self.name} has no private rounds")
+
     def update_from(self, plan: RoundPlan, combined: Combined) -> GlobalUpdate:
         """The global update of the round's combined per-key values."""
         raise NotImplementedError(f"strategy {self.name} defines neither update_from nor aggregate")

@@ -87,18 +87,32 @@ class FetchTaskRequest(_message.Message):
     def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., applied_round: _Optional[int] = ..., wait_ms: _Optional[int] = ..., state_checksum: _Optional[bytes] = ..., held_round: _Optional[int] = ...) -> None: ...
 
 class RoundTask(_message.Message):
-    __slots__ = ("round", "lr", "broadcast", "deadline_ms", "state_checksum")
+    __slots__ = ("round", "lr", "broadcast", "deadline_ms", "state_checksum", "private")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     STATE_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_FIELD_NUMBER: _ClassVar[int]
     round: int
     lr: float
     broadcast: bytes
     deadline_ms: int
     state_checksum: bytes
-    def __init__(self, round: _Optional[int] = ..., lr: _Optional[float] = ..., broadcast: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., state_checksum: _Optional[bytes] = ...) -> None: ...
+    private: PrivateRound
+    def __init__(self, round: _Optional[int] = ..., lr: _Optional[float] = ..., broadcast: _Optional[bytes] = ..., deadline_ms: _Optional[int] = ..., state_checksum: _Optional[bytes] = ..., private: _Optional[_Union[PrivateRound, _Mapping]] = ...) -> None: ...
+
+class PrivateRound(_message.Message):
+    __slots__ = ("attempt", "length", "levels", "noise_levels")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    NOISE_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    length: int
+    levels: int
+    noise_levels: float
+    def __init__(self, attempt: _Optional[int] = ..., length: _Optional[int] = ..., levels: _Optional[int] = ..., noise_levels: _Optional[float] = ...) -> None: ...
 
 class SyncNeeded(_message.Message):
     __slots__ = ("last_round",)
@@ -207,6 +221,100 @@ class GlobalUpdate(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[RelayedResult]
     own_result_omitted: bool
     def __init__(self, round: _Optional[int] = ..., kind: _Optional[str] = ..., seeds: _Optional[_Iterable[int]] = ..., coefs: _Optional[bytes] = ..., starts: _Optional[_Iterable[int]] = ..., stops: _Optional[_Iterable[int]] = ..., pool_indices: _Optional[_Iterable[int]] = ..., checksum: _Optional[bytes] = ..., merged: _Optional[bool] = ..., first_round: _Optional[int] = ..., lr: _Optional[float] = ..., results: _Optional[_Iterable[_Union[RelayedResult, _Mapping]]] = ..., own_result_omitted: _Optional[bool] = ...) -> None: ...
+
+class SecAggKeys(_message.Message):
+    __slots__ = ("cipher_key", "mask_key")
+    CIPHER_KEY_FIELD_NUMBER: _ClassVar[int]
+    MASK_KEY_FIELD_NUMBER: _ClassVar[int]
+    cipher_key: bytes
+    mask_key: bytes
+    def __init__(self, cipher_key: _Optional[bytes] = ..., mask_key: _Optional[bytes] = ...) -> None: ...
+
+class AdvertisedKeys(_message.Message):
+    __slots__ = ("client", "keys")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    client: int
+    keys: SecAggKeys
+    def __init__(self, client: _Optional[int] = ..., keys: _Optional[_Union[SecAggKeys, _Mapping]] = ...) -> None: ...
+
+class Roster(_message.Message):
+    __slots__ = ("clients",)
+    CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    clients: _containers.RepeatedCompositeFieldContainer[AdvertisedKeys]
+    def __init__(self, clients: _Optional[_Iterable[_Union[AdvertisedKeys, _Mapping]]] = ...) -> None: ...
+
+class EncryptedShare(_message.Message):
+    __slots__ = ("peer", "ciphertext")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    peer: int
+    ciphertext: bytes
+    def __init__(self, peer: _Optional[int] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class ShareBundle(_message.Message):
+    __slots__ = ("shares",)
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    shares: _containers.RepeatedCompositeFieldContainer[EncryptedShare]
+    def __init__(self, shares: _Optional[_Iterable[_Union[EncryptedShare, _Mapping]]] = ...) -> None: ...
+
+class Survivors(_message.Message):
+    __slots__ = ("submitted", "dropped")
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    submitted: _containers.RepeatedScalarFieldContainer[int]
+    dropped: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, submitted: _Optional[_Iterable[int]] = ..., dropped: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class SecretShare(_message.Message):
+    __slots__ = ("owner", "index", "share")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    owner: int
+    index: int
+    share: bytes
+    def __init__(self, owner: _Optional[int] = ..., index: _Optional[int] = ..., share: _Optional[bytes] = ...) -> None: ...
+
+class UnmaskBundle(_message.Message):
+    __slots__ = ("shares",)
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    shares: _containers.RepeatedCompositeFieldContainer[SecretShare]
+    def __init__(self, shares: _Optional[_Iterable[_Union[SecretShare, _Mapping]]] = ...) -> None: ...
+
+class SecAggRequest(_message.Message):
+    __slots__ = ("auth", "round", "attempt", "wait_ms", "keys", "shares", "await_survivors", "unmask")
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    AWAIT_SURVIVORS_FIELD_NUMBER: _ClassVar[int]
+    UNMASK_FIELD_NUMBER: _ClassVar[int]
+    auth: RequestAuth
+    round: int
+    attempt: int
+    wait_ms: int
+    keys: SecAggKeys
+    shares: ShareBundle
+    await_survivors: bool
+    unmask: UnmaskBundle
+    def __init__(self, auth: _Optional[_Union[RequestAuth, _Mapping]] = ..., round: _Optional[int] = ..., attempt: _Optional[int] = ..., wait_ms: _Optional[int] = ..., keys: _Optional[_Union[SecAggKeys, _Mapping]] = ..., shares: _Optional[_Union[ShareBundle, _Mapping]] = ..., await_survivors: _Optional[bool] = ..., unmask: _Optional[_Union[UnmaskBundle, _Mapping]] = ...) -> None: ...
+
+class SecAggReply(_message.Message):
+    __slots__ = ("roster", "inbox", "survivors", "wait", "done")
+    ROSTER_FIELD_NUMBER: _ClassVar[int]
+    INBOX_FIELD_NUMBER: _ClassVar[int]
+    SURVIVORS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    roster: Roster
+    inbox: ShareBundle
+    survivors: Survivors
+    wait: Wait
+    done: bool
+    def __init__(self, roster: _Optional[_Union[Roster, _Mapping]] = ..., inbox: _Optional[_Union[ShareBundle, _Mapping]] = ..., survivors: _Optional[_Union[Survivors, _Mapping]] = ..., wait: _Optional[_Union[Wait, _Mapping]] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("auth",)

@@ -59,6 +59,11 @@ class CoordinatorStub:
                 request_serializer=fedseed_dot_v1_dot_coordinator__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=fedseed_dot_v1_dot_coordinator__pb2.HeartbeatReply.FromString,
                 _registered_method=True)
+        self.SecAgg = channel.unary_unary(
+                '/fedseed.v1.Coordinator/SecAgg',
+                request_serializer=fedseed_dot_v1_dot_coordinator__pb2.SecAggRequest.SerializeToString,
+                response_deserializer=fedseed_dot_v1_dot_coordinator__pb2.SecAggReply.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -94,6 +99,12 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SecAgg(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=fedseed_dot_v1_dot_coordinator__pb2.HeartbeatRequest.FromString,
                     response_serializer=fedseed_dot_v1_dot_coordinator__pb2.HeartbeatReply.SerializeToString,
+            ),
+            'SecAgg': grpc.unary_unary_rpc_method_handler(
+                    servicer.SecAgg,
+                    request_deserializer=fedseed_dot_v1_dot_coordinator__pb2.SecAggRequest.FromString,
+                    response_serializer=fedseed_dot_v1_dot_coordinator__pb2.SecAggReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class Coordinator:
             '/fedseed.v1.Coordinator/Heartbeat',
             fedseed_dot_v1_dot_coordinator__pb2.HeartbeatRequest.SerializeToString,
             fedseed_dot_v1_dot_coordinator__pb2.HeartbeatReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SecAgg(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedseed.v1.Coordinator/SecAgg',
+            fedseed_dot_v1_dot_coordinator__pb2.SecAggRequest.SerializeToString,
+            fedseed_dot_v1_dot_coordinator__pb2.SecAggReply.FromString,
             options,
             channel_credentials,
             insecure,

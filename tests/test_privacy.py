@@ -1,0 +1,117 @@
+"""Private runs in simulation: secure aggregation equals the plain mean up to quantization, DP spends a budget the
+accountant (dp-accounting) reports every round and enforces, and a resumed run continues the same budget."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fedseed.accountant import Accountant, calibrate, epsilon_after, round_event
+from fedseed.config import ConfigError, load_config
+from fedseed.privacy import PrivacySection
+from fedseed.roundlog import RoundLog
+from fedseed.simulations.engine import simulate
+
+SMOKE = "simulations/smoke.toml"
+SHARED = ["strategy.shared_seeds=true", "model.backend=eager", "model.threads=1", "run.rounds=3", "eval.every=3"]
+SECAGG = ["privacy.secure_aggregation=true", "privacy.clip=1000.0"]
+
+
+def config(*sets: str):
+    return load_config(SMOKE, [*SHARED, *sets])
+
+
+def run(tmp_path, name: str, *sets: str) -> tuple[list[dict], dict, RoundLog]:
+    out = tmp_path / name
+    summary = simulate(config(*sets), str(out), progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return rows, summary, RoundLog(out / "log.sqlite")
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["privacy.secure_aggregation=true"], "privacy.clip"),
+    (["privacy.secure_aggregation=true", "privacy.clip=1.0", "strategy.shared_seeds=false"], "shared_seeds = true"),
+    (["privacy.dp=distributed", "privacy.epsilon=8", "privacy.clip=1.0"], "only private under secure aggregation"),
+    (["privacy.dp=central", "privacy.clip=1.0"], "privacy.epsilon"),
+    ([*SECAGG, "robust.rule=median"], "robust.rule"),
+    ([*SECAGG, "robust.outlier_factor=3"], "robust.outlier_factor"),
+    ([*SECAGG, "robust.weighting=samples"], "robust.weighting"),
+    ([*SECAGG, "privacy.min_clients=1"], "privacy.min_clients"),
+    ([*SECAGG, "privacy.min_clients=4"], "exceeds federation.clients_per_round"),
+    (["privacy.secure_aggregation=true", "privacy.clip=1.0", "strategy.name=fedkseed-pro"], "fedkseed-pro"),
+])
+def test_what_a_private_run_cannot_do_is_refused_by_key(sets, match):
+    with pytest.raises(ConfigError, match=match):
+        config(*sets)
+
+
+def test_secure_aggregation_equals_the_plain_mean_up_to_quantization(tmp_path):
+    plain_rows, _, plain = run(tmp_path, "plain", "robust.norm_factor=0")
+    rows, summary, private = run(tmp_path, "secagg", *SECAGG)
+    a, b = plain.update(1), private.update(1)
+    assert np.array_equal(a.pool_indices, b.pool_indices)
+    step = 1000.0 / ((2**31 - 1) // 3)  # clip / levels for three clients a round
+    assert np.allclose(a.coefs, b.coefs, rtol=1e-6, atol=1e-3 * step)  # lr x one quantization step
+    assert abs(rows[-1]["eval_loss"] - plain_rows[-1]["eval_loss"]) < 1e-3
+    assert private.client_results(1) == [] and all("train_loss" not in r for r in rows[1:])
+    assert [r["clients"] for r in rows[1:]] == [3, 3, 3]
+    assert rows[1]["bytes_up"] > plain_rows[1]["bytes_up"]  # keys, shares and unmasking travel too
+    assert summary.get("epsilon") is None
+
+
+def test_dp_reports_epsilon_every_round_and_stays_within_budget(tmp_path):
+    rows, summary, _ = run(tmp_path, "central", "privacy.dp=central", "privacy.epsilon=4.0", "privacy.clip=2.0")
+    eps = [r["epsilon"] for r in rows[1:]]
+    assert eps == sorted(eps) and 0 < eps[0] and eps[-1] <= 4.0
+    assert eps[-1] > 3.9  # the noise was calibrated for the planned rounds: the budget is used, not wasted
+    assert summary["epsilon"] == eps[-1] and summary.get("stopped") is None
+
+
+def test_a_run_past_its_budget_stops_at_the_last_round_that_fits(tmp_path, capsys):
+    # sigma 2 spends epsilon 2.43 in one round and 3.65 in two (delta 1e-5): a budget of 3 fits one round
+    rows, summary, log = run(tmp_path, "budget", "privacy.dp=central", "privacy.epsilon=3.0",
+                             "privacy.noise_multiplier=2.0", "privacy.clip=2.0")
+    assert [r["round"] for r in rows] == [0, 1] and log.last_round() == 1
+    assert "privacy budget: round 2" in summary["stopped"] and "past privacy.epsilon = 3.0" in summary["stopped"]
+    assert "the run stops after round 1" in capsys.readouterr().err
+    assert summary["epsilon"] == rows[1]["epsilon"] <= 3.0
+
+
+def test_a_resumed_run_reports_the_same_epsilon(tmp_path):
+    sets = ["privacy.secure_aggregation=true", "privacy.dp=distributed", "privacy.epsilon=6.0", "privacy.clip=2.0"]
+    whole, _, _ = run(tmp_path, "whole", *sets)
+    cfg, out = config(*sets), tmp_path / "cut"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one(record):
+        if record.round == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        simulate(cfg, str(out), progress=False, callbacks=[stop_after_one])
+    simulate(cfg, str(out), progress=False, resume=True)
+    resumed = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epsilon"] for r in resumed[1:]] == [r["epsilon"] for r in whole[1:]]
+    assert RoundLog(out / "log.sqlite").strategy_state(3)["privacy.participation"].sum() == 9
+
+
+def test_accountant_calibration_and_state():
+    sigma = calibrate("central", 8, 2.0, 1e-5, lambda s: 0.0)
+    assert 1.9 < epsilon_after(round_event("central", sigma), 8, 1e-5) <= 2.0
+    acc = Accountant(PrivacySection(dp="central", epsilon=2.0, clip=1.0), sigma, 5)
+    assert acc.max_rounds == 8
+    acc.spend([0, 1])
+    acc.spend([1])
+    assert acc.epsilon == acc.epsilon_of(2)
+    other = Accountant(PrivacySection(dp="central", epsilon=2.0, clip=1.0), sigma, 5)
+    other.load_state_dict(acc.state_dict())
+    assert list(other.counts) == [1, 2, 0, 0, 0]
+    with pytest.raises(ValueError, match="no privacy accounting"):
+        other.load_state_dict({})
+    # Skellam's zCDP offset xi is tiny at the field's resolution: distributed costs what central does, to 1e-6
+    skellam = epsilon_after(round_event("distributed", sigma, 1e-7), 8, 1e-5)
+    assert skellam == pytest.approx(epsilon_after(round_event("central", sigma), 8, 1e-5), abs=1e-5)
