@@ -1,5 +1,6 @@
 """`fedseed inspect RUN`: a run's rounds at a glance -- who took part, who did not and why, bytes each way,
-metrics, checksums -- for any run's log (simulated or federated)."""
+metrics, checksums, and in a private run the epsilon spent after each round -- for any run's log (simulated or
+federated)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     try:
         header = (f"run {run}: strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, "
                   f"{log.last_round()} rounds, layout {log.meta('fingerprint')[:16]}…")
+        header += privacy_note(log.meta("config").get("privacy", {}))
         records = [RoundRecord.from_json(m) for m in log.metrics()]
         checksums = {r.round: log.checksum(r.round) for r in records}  # a log-only coordinator learns them later
     finally:
@@ -21,14 +23,25 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     if as_json:
         return "\n".join(json.dumps(r.to_json() | {"checksum": checksums[r.round]}) for r in records)
     lines = [header, f"{'round':>5} {'clients':<24} {'dropped':<10} {'up B':>9} {'down B':>9} {'B/client':>9} "
-                     f"{'loss':>8} {'eval':>8}  checksum"]
+                     f"{'loss':>8} {'eval':>8} {'epsilon':>8}  checksum"]
     for r in records:
         loss = "-" if r.train_loss is None else f"{r.train_loss:.4f}"
         ev = r.evals.get("eval_accuracy", r.evals.get("eval_loss"))
         lines.append(f"{r.round:>5} {','.join(map(str, r.reported)):<24} {','.join(map(str, r.dropped)) or '-':<10} "
                      f"{r.bytes_up:>9} {r.bytes_down:>9} {r.bytes_per_client:>9.0f} {loss:>8} "
-                     f"{'-' if ev is None else f'{ev:.4f}':>8}  {checksums[r.round] or '(not yet known)'}")
+                     f"{'-' if ev is None else f'{ev:.4f}':>8} {'-' if r.epsilon is None else f'{r.epsilon:.3f}':>8}  "
+                     f"{checksums[r.round] or '(not yet known)'}")
         if r.flagged:
             lines.append(f"{'':>5}   {'rolled back' if r.rolled_back else 'flagged'}: {r.flagged}")
         lines += [f"{'':>5}   client {c} not in the round: {why}" for c, why in r.why_dropped.items()]
     return "\n".join(lines)
+
+
+def privacy_note(p: dict) -> str:
+    """What the run's [privacy] table promised, for the header."""
+    parts = []
+    if p.get("secure_aggregation"):
+        parts.append(f"secure aggregation (sums over >= {p.get('min_clients')} clients)")
+    if p.get("dp", "off") != "off":
+        parts.append(f"dp {p['dp']} (budget epsilon {p.get('epsilon')} at delta {p.get('delta')}, clip {p.get('clip')})")
+    return f"; private: {' + '.join(parts)}" if parts else ""

@@ -12,6 +12,7 @@ from fedseed.accountant import Accountant, calibrate, epsilon_after, round_event
 from fedseed.config import ConfigError, load_config
 from fedseed.privacy import PrivacySection
 from fedseed.roundlog import RoundLog
+from fedseed.run_inspect import inspect_run
 from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
@@ -67,6 +68,9 @@ def test_dp_reports_epsilon_every_round_and_stays_within_budget(tmp_path):
     assert eps == sorted(eps) and 0 < eps[0] and eps[-1] <= 4.0
     assert eps[-1] > 3.9  # the noise was calibrated for the planned rounds: the budget is used, not wasted
     assert summary["epsilon"] == eps[-1] and summary.get("stopped") is None
+    shown = inspect_run(str(tmp_path / "central"))
+    assert "private: dp central (budget epsilon 4.0 at delta 1e-05, clip 2.0)" in shown
+    assert f"{eps[-1]:.3f}" in shown.splitlines()[-1]
 
 
 def test_a_run_past_its_budget_stops_at_the_last_round_that_fits(tmp_path, capsys):
