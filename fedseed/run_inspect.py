@@ -43,5 +43,6 @@ def privacy_note(p: dict) -> str:
     if p.get("secure_aggregation"):
         parts.append(f"secure aggregation (sums over >= {p.get('min_clients')} clients)")
     if p.get("dp", "off") != "off":
-        parts.append(f"dp {p['dp']} (budget epsilon {p.get('epsilon')} at delta {p.get('delta')}, clip {p.get('clip')})")
+        parts.append(f"dp {p['dp']} (budget epsilon {p.get('epsilon')} at delta {p.get('delta')}, "
+                     f"clip {p.get('clip')})")
     return f"; private: {' + '.join(parts)}" if parts else ""
