@@ -198,7 +198,7 @@ class PrivateRounds:
         if kind == "keys" and at > ORDER.index("keys"):
             if client not in sa.keys:
                 raise Refusal(FAILED, "this client's keys came after the roster closed")
-            reply = pb.SecAggReply(roster=sa.roster())
+            reply = pb.SecAggReply(roster=sa.roster(client))
         elif kind == "shares" and at > ORDER.index("shares"):
             if client not in sa.bundles:
                 raise Refusal(FAILED, "this client's shares came after the share stage closed")

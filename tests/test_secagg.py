@@ -32,7 +32,7 @@ def staged(n: int, p: SecAggParams, submit: set[int]) -> tuple[dict[int, SecAggC
         server.add_keys(c, cl.keys())
     server.close_keys()
     for c, cl in clients.items():
-        server.add_shares(c, cl.shares(server.roster()))
+        server.add_shares(c, cl.shares(server.roster(c)))
     server.close_shares()
     for c, cl in clients.items():
         cl.receive(server.inbox(c))
@@ -111,13 +111,13 @@ def test_the_coordinator_refuses_malformed_messages_and_changes_nothing():
         server.add_keys(0, clients[1].keys())
     server.add_keys(0, clients[0].keys())  # the same message again is harmless
     server.close_keys()
-    bundle = clients[0].shares(server.roster())
+    bundle = clients[0].shares(server.roster(0))
     bad = pb.ShareBundle(shares=list(bundle.shares)[:-1])
     with pytest.raises(ProtocolError, match="exactly one share to each"):
         server.add_shares(0, bad)
     assert server.bundles == {}
     for c, cl in clients.items():
-        server.add_shares(c, cl.shares(server.roster()) if c else bundle)
+        server.add_shares(c, cl.shares(server.roster(c)) if c else bundle)
     server.close_shares()
     clients[1].receive(server.inbox(1))
     with pytest.raises(ProtocolError, match="20 bytes"):

@@ -33,8 +33,8 @@ def run_locally(params: SecAggParams, vectors: dict[int, np.ndarray],
     server.close_keys()
     if server.stage == "failed":
         return SecureSum([], np.zeros(0, np.int64), server.why_failed), {}, up, down
-    roster = server.roster()
     for c, client in clients.items():
+        roster = server.roster(c)
         reply(roster=roster)
         bundle = client.shares(roster)
         request(shares=bundle)

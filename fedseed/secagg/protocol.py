@@ -63,13 +63,16 @@ def _pair_mask(secret: bytes, params: SecAggParams, a: int, b: int) -> np.ndarra
 
 
 def _roster_keys(roster: pb.Roster) -> dict[int, pb.SecAggKeys]:
+    """client -> keys; a client's own roster carries keys for itself and its neighbours only (the others name
+    their index, which the graph needs)."""
     out = {}
     for entry in roster.clients:
         if entry.client in out:
             raise ProtocolError(f"the roster names client {entry.client} twice")
-        crypto.check_public(entry.keys.cipher_key, "cipher_key")
-        crypto.check_public(entry.keys.mask_key, "mask_key")
-        out[entry.client] = entry.keys
+        if entry.HasField("keys"):
+            crypto.check_public(entry.keys.cipher_key, "cipher_key")
+            crypto.check_public(entry.keys.mask_key, "mask_key")
+        out[entry.client] = entry.keys if entry.HasField("keys") else None
     return out
 
 
@@ -96,8 +99,10 @@ class SecAggClient:
         if len(keys) < self.params.min_clients:
             raise ProtocolError(f"the roster has {len(keys)} clients, fewer than min_clients "
                                 f"{self.params.min_clients}")
-        self.roster = keys
         self.peers = self.params.graph(sorted(keys))[self.index]
+        if any(keys[p] is None for p in self.peers):
+            raise ProtocolError("the roster lacks the keys of a neighbour")
+        self.roster = keys
         holders = sorted([self.index, *self.peers])
         t = majority(len(holders))
         self_shares = crypto.split(self._self_seed, t, len(holders))
@@ -214,10 +219,13 @@ class SecAggServer:
         self.graph = self.params.graph(sorted(self.keys))
         self.stage = "shares"
 
-    def roster(self) -> pb.Roster:
+    def roster(self, client: int) -> pb.Roster:
+        """Every advertised client, with keys for `client` and its neighbours only."""
         if self.stage in ("keys", "failed"):
             raise ProtocolError("the roster is not complete")
-        return pb.Roster(clients=[pb.AdvertisedKeys(client=c, keys=k) for c, k in sorted(self.keys.items())])
+        near = {client, *self.graph.get(client, [])}
+        return pb.Roster(clients=[pb.AdvertisedKeys(client=c, keys=k) if c in near else pb.AdvertisedKeys(client=c)
+                                  for c, k in sorted(self.keys.items())])
 
     # ---- stage 2: shares ---------------------------------------------------------------------------------
     def add_shares(self, client: int, bundle: pb.ShareBundle) -> None:
