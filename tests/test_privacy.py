@@ -4,6 +4,10 @@ accountant (dp-accounting) reports every round and enforces, and a resumed run c
 from __future__ import annotations
 
 import json
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +123,21 @@ def test_accountant_calibration_and_state():
     # Skellam's zCDP offset xi is tiny at the field's resolution: distributed costs what central does, to 1e-6
     skellam = epsilon_after(round_event("distributed", sigma, 1e-7), 8, 1e-5)
     assert skellam == pytest.approx(epsilon_after(round_event("central", sigma), 8, 1e-5), abs=1e-5)
+
+
+def test_readme_private_commands_run_as_written(tmp_path):
+    """The README's two privacy commands, from a folder holding the repository's relative paths."""
+    repo = pathlib.Path(__file__).parent.parent
+    shutil.copytree(repo / "simulations", tmp_path / "simulations", ignore=shutil.ignore_patterns("__pycache__"))
+    fedseed = str(pathlib.Path(sys.executable).parent / "fedseed")
+    text = (repo / "README.md").read_text(encoding="utf-8")
+    commands = [line for line in text.splitlines()
+                if "simulations/private.toml" in line or "inspect runs/private" in line]
+    assert commands == [".venv/bin/fedseed simulate simulations/private.toml", ".venv/bin/fedseed inspect runs/private"]
+    run = subprocess.run([fedseed, "simulate", "simulations/private.toml", "--quiet"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    shown = subprocess.run([fedseed, "inspect", "runs/private"], cwd=tmp_path, capture_output=True, text=True)
+    assert shown.returncode == 0 and "secure aggregation (sums over >= 3 clients) + dp distributed" in shown.stdout
+    eps = [float(line.split()[-2]) for line in shown.stdout.splitlines()[2:]]
+    assert len(eps) == 4 and eps == sorted(eps) and 7.0 < eps[-1] <= 8.0
