@@ -182,11 +182,13 @@ class RoundMachine:
         update = self.strategy.update_from(plan, self.private.combined(plan, ssum, secure_rng()))
         if self.private.accountant is not None:  # the sum is released from here on: its privacy is spent
             self.private.accountant.spend(ssum.clients)
+        refused = {}
         try:
             self.check_update(update)
         except ValueError as e:
+            refused = {c: f"the round's released update was refused: {e}" for c in ssum.clients}
             update, ssum = GlobalUpdate(plan.round, self.cfg.strategy.direction), SecureSum([], ssum.total, str(e))
-        return self._apply(ClosedRound(plan, [], {}, update, secure=ssum, private_bytes=private_bytes))
+        return self._apply(ClosedRound(plan, [], refused, update, secure=ssum, private_bytes=private_bytes))
 
     def _apply(self, closed: ClosedRound) -> ClosedRound:
         """Past the point of no return: apply, judge, strategy state, bound, evaluation."""

@@ -136,9 +136,9 @@ class PrivateRounds:
         if kind is None:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, "a SecAgg request must carry one stage's message")
         o = self._private_round(entry, req)
+        self.limits.check_long_poll(entry.id, self.registry.in_call.get(entry.id, 0))  # before anything is taken
         self._take(o, entry.index, kind, req)
         self.private_tick(o)
-        self.limits.check_long_poll(entry.id, self.registry.in_call.get(entry.id, 0))
         until = time.monotonic() + min(req.wait_ms, self.sec.max_wait_ms) / 1000
         self.registry.in_call[entry.id] = self.registry.in_call.get(entry.id, 0) + 1
         try:

@@ -16,9 +16,10 @@ from fedseed.simulations.engine import simulate
 
 pytestmark = pytest.mark.federation
 CONFIG = "simulations/smoke.toml"
-PRIVATE = ["federation.num_clients=4", "federation.clients_per_round=4", "model.backend=eager", "model.threads=1",
-           "eval.every=2", "strategy.shared_seeds=true", "privacy.secure_aggregation=true",
-           "privacy.dp=distributed", "privacy.clip=2.0", "privacy.stage_timeout_s=20"]
+BASE = ["federation.num_clients=4", "federation.clients_per_round=4", "model.backend=eager", "model.threads=1",
+        "eval.every=2", "strategy.shared_seeds=true", "privacy.clip=2.0", "privacy.stage_timeout_s=20"]
+PRIVATE = [*BASE, "privacy.secure_aggregation=true", "privacy.dp=distributed"]
+CENTRAL = [*BASE, "privacy.dp=central"]  # no masks: the coordinator checks each quantized vector and adds the noise
 SERVER = ["server.min_clients=4", "server.round_deadline_s=60", "server.linger_s=1"]
 
 
@@ -47,9 +48,10 @@ def test_a_killed_coordinator_resumes_the_same_budget(tmp_path):
     assert checksums == {summary["final_checksum"]}
 
 
-def test_a_run_past_its_budget_stops_at_the_last_round_that_fits(tmp_path):
+@pytest.mark.parametrize("mode", [PRIVATE, CENTRAL], ids=["secagg-distributed", "central"])
+def test_a_run_past_its_budget_stops_at_the_last_round_that_fits(tmp_path, mode):
     # every client takes part in every round; sigma 2 spends epsilon 2.43 in one round and 3.65 in two
-    settings = [*PRIVATE, "run.rounds=3", "privacy.epsilon=3.0", "privacy.noise_multiplier=2.0"]
+    settings = [*mode, "run.rounds=3", "privacy.epsilon=3.0", "privacy.noise_multiplier=2.0"]
     fed = LiveFederation(CONFIG, settings + SERVER, tmp_path)
     try:
         fed.start_server()
