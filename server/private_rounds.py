@@ -209,6 +209,8 @@ class PrivateRounds:
             reply = pb.SecAggReply(survivors=sa.survivors())
         elif kind == "unmask" and client in sa.unmasks:
             reply = pb.SecAggReply(done=True)
+        elif kind == "unmask" and sa.stage == "done":
+            raise Refusal(FAILED, "the round was unmasked without this client's shares (they came too late)")
         else:
             return None
         if (client, "reply-" + kind) not in o.counted:
