@@ -15,7 +15,10 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     try:
         header = (f"run {run}: strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, "
                   f"{log.last_round()} rounds, layout {log.meta('fingerprint')[:16]}…")
-        header += privacy_note(log.meta("config").get("privacy", {}))
+        try:
+            header += privacy_note(log.meta("config").get("privacy", {}))
+        except KeyError:  # a log of an older layout keeps no config; its records are refused below, by name
+            pass
         records = [RoundRecord.from_json(m) for m in log.metrics()]
         checksums = {r.round: log.checksum(r.round) for r in records}  # a log-only coordinator learns them later
     finally:

@@ -15,7 +15,7 @@ from test_hostile_input import log_digest
 
 from fedseed import strategies, wire
 from fedseed.auth import generate_key, load_private_key, sign_request
-from fedseed.config import ConfigError, dump_toml, load_document
+from fedseed.config import ConfigError, dump_toml, load_config, load_document
 from fedseed.keys import create_client_keys
 from fedseed.round_machine import ResultRefused, RoundMachine
 from fedseed.roundlog import RoundLog
@@ -55,7 +55,7 @@ def test_an_honest_result_fits_its_strategys_largest_payload_and_request(name):
 def test_a_ferret_payload_beyond_the_adaptive_bound_is_refused():
     p, strategy = set_up("ferret", num_bases=8, adaptive_k=True, lr=0.01)
     assert len(strategy.blocks) == 1 and strategy.max_payload_bytes() == 2 + (8 + 1) * 4
-    machine = RoundMachine(None, strategy, None)
+    machine = RoundMachine(load_config("simulations/smoke.toml"), strategy, None)
     plan = strategy.configure_round(1, [0])
 
     def result(k: int) -> ClientResult:
