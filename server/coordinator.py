@@ -12,6 +12,8 @@ import json
 import pathlib
 import sys
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 
@@ -36,6 +38,7 @@ from fedseed.server.sync_reader import SyncReader
 from fedseed.strategies.base import ClientResult
 from fedseed.v1 import coordinator_pb2 as pb
 
+T = TypeVar("T")
 MAX_INLINE_ROUNDS = 2  # a client further behind is sent to SyncLog (merged catch-up)
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 
@@ -172,16 +175,26 @@ class Coordinator(PrivateRounds, RoundLifecycle):
         reg = self.registry
         self.limits.check_long_poll(entry.id, reg.in_call.get(entry.id, 0))  # before anything is learnt
         self._learn_checksum(entry, req.applied_round, req.state_checksum, "state_checksum")
-        until = time.monotonic() + min(req.wait_ms, self.sec.max_wait_ms) / 1000
+        task = await self.long_poll(entry, req.wait_ms,
+                                    lambda: self._task_for(entry, req.applied_round, req.held_round),
+                                    lambda t: t.WhichOneof("kind") is not None)
+        if task.WhichOneof("kind") is None:
+            task.wait.retry_after_ms = 0
+        return task
+
+    async def long_poll(self, entry: ClientEntry, wait_ms: int, poll: Callable[[], T],
+                        ready: Callable[[T], bool]) -> T:
+        """poll() until its answer is ready or the client's wait (at most server.max_wait_ms) is over, waking on
+        every change of the coordinator's state; the last answer."""
+        reg = self.registry
+        until = time.monotonic() + min(wait_ms, self.sec.max_wait_ms) / 1000
         reg.in_call[entry.id] = reg.in_call.get(entry.id, 0) + 1
         try:
             while True:
-                task = self._task_for(entry, req.applied_round, req.held_round)
+                answer = poll()
                 remaining = until - time.monotonic()
-                if task.WhichOneof("kind") is not None or remaining <= 0:
-                    if task.WhichOneof("kind") is None:
-                        task.wait.retry_after_ms = 0
-                    return task
+                if ready(answer) or remaining <= 0:
+                    return answer
                 changed = self.changed
                 try:
                     await asyncio.wait_for(changed.wait(), remaining)

@@ -139,21 +139,9 @@ class PrivateRounds:
         self.limits.check_long_poll(entry.id, self.registry.in_call.get(entry.id, 0))  # before anything is taken
         self._take(o, entry.index, kind, req)
         self.private_tick(o)
-        until = time.monotonic() + min(req.wait_ms, self.sec.max_wait_ms) / 1000
-        self.registry.in_call[entry.id] = self.registry.in_call.get(entry.id, 0) + 1
-        try:
-            while True:
-                reply = self._outcome(o, entry.index, kind)
-                remaining = until - time.monotonic()
-                if reply is not None or remaining <= 0:
-                    return reply or pb.SecAggReply(wait=pb.Wait(retry_after_ms=0))
-                changed = self.changed
-                try:
-                    await asyncio.wait_for(changed.wait(), remaining)
-                except TimeoutError:
-                    pass
-        finally:
-            self.registry.in_call[entry.id] -= 1
+        reply = await self.long_poll(entry, req.wait_ms, lambda: self._outcome(o, entry.index, kind),
+                                     lambda r: r is not None)
+        return reply or pb.SecAggReply(wait=pb.Wait(retry_after_ms=0))
 
     def _private_round(self, entry, req: pb.SecAggRequest) -> OpenRound:  # noqa: ANN001
         o = self.open

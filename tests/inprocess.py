@@ -90,3 +90,24 @@ class Caller:
         code = self.raw(method, data)
         assert code != grpc.StatusCode.OK, f"{method} accepted a bad message"
         self.codes[code.name] += 1
+
+
+def run_in_threads(clients: list, server: ServerThread, timeout_s: float = 300) -> list[BaseException]:
+    """Run each client's loop in a thread of this process until it ends, then stop the server; the errors raised."""
+    errors: list[BaseException] = []
+
+    def run(client) -> None:  # noqa: ANN001
+        try:
+            client.run()
+        except BaseException as e:  # noqa: BLE001 -- returned to the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in clients]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout_s)
+    finally:
+        server.stop()
+    return errors

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import torch
-from inprocess import ServerThread
+from inprocess import ServerThread, run_in_threads
 
 from fedseed.attacks import make_malicious
 from fedseed.client.config import load_client_config
@@ -62,22 +62,7 @@ def federation(tmp_path, extra: list[str], mode: str | None = None, malicious: t
     target = f"127.0.0.1:{server.port}"
     clients = [ThreadEdge(target, load_client_config(str(t)), mode if i in malicious else None)
                for i, t in enumerate(client_tomls)]
-    errors: list[BaseException] = []
-
-    def run(client: EdgeClient) -> None:
-        try:
-            client.run()
-        except BaseException as e:  # noqa: BLE001 -- surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in clients]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-    finally:
-        server.stop()
+    errors = run_in_threads(clients, server)
     assert not errors, errors
     coord = server.coord
     assert coord.last == 4, f"the run ended at round {coord.last}"

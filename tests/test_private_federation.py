@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from inprocess import ServerThread
+from inprocess import ServerThread, run_in_threads
 
 from fedseed.client.config import load_client_config
 from fedseed.client.edge import EdgeClient
@@ -97,22 +97,7 @@ def test_no_party_sees_another_clients_result(tmp_path, monkeypatch):
     heard: list = []  # every reply message the curious client received
     clients = [RecordingEdge(target, load_client_config(str(t)), heard if i == CURIOUS else None)
                for i, t in enumerate(client_tomls)]
-    errors: list[BaseException] = []
-
-    def run(client: EdgeClient) -> None:
-        try:
-            client.run()
-        except BaseException as e:  # noqa: BLE001 -- surfaced below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(c,), daemon=True) for c in clients]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
-    finally:
-        server.stop()
+    errors = run_in_threads(clients, server)
     assert not errors, errors
     coord = server.coord
     assert coord.last == 2
