@@ -94,16 +94,20 @@ class EdgeClient(PrivateSubmission):
                             f"client's state after round {self.applied} is {self.checksum}")
         strategy, state = self.fed.strategy, self.fed.state
         plan = RoundPlan(task.round, [self.index], task.lr, strategy.decode_broadcast(task.broadcast))
-        t0 = time.time()
-        result = strategy.local_work(self.fed.context(task.round, self.index), plan, self.index)
-        state.restore()
-        local_s = time.time() - t0
-        status = "accepted"
+        private = task.HasField("private")
+        result, local_s = None, 0.0
         try:
-            if task.HasField("private"):
-                self.submit_private(task, plan, result)
+            # a private round's keys and shares are exchanged before local work, which may outlast their stages
+            agent = self.prepare_private(task, plan) if private else None
+            t0 = time.time()
+            result = strategy.local_work(self.fed.context(task.round, self.index), plan, self.index)
+            state.restore()
+            local_s = time.time() - t0
+            if private:
+                self.finish_private(task, plan, result, agent)
             else:
                 self.session.call("SubmitUpdate", wire.update_request(result, self.checksum))
+            status = "accepted"
         except PrivateRoundRefused as e:
             status = f"refused: {e}"
         except grpc.RpcError as e:
@@ -114,8 +118,9 @@ class EdgeClient(PrivateSubmission):
             else:
                 raise
         # a private round's update always comes as coefficients: there is no own result to hold
-        self.held = result if status == "accepted" and not task.HasField("private") else None
-        self.rows.append(ClientRoundRecord(task.round, status, result.train_loss, round(local_s, 3), self.checksum))
+        self.held = result if status == "accepted" and not private else None
+        loss = result.train_loss if result is not None else float("nan")
+        self.rows.append(ClientRoundRecord(task.round, status, loss, round(local_s, 3), self.checksum))
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)

@@ -30,23 +30,29 @@ class PrivateSubmission:
             self._private = PrivateRun(self.cfg, self.fed.strategy)
         return self._private
 
-    def submit_private(self, task: pb.RoundTask, plan: RoundPlan, result: ClientResult) -> None:
-        """Raises PrivateRoundRefused (or grpc.RpcError) when the round goes on without this client."""
-        private = self.private_run()
-        spec = task.private
+    def prepare_private(self, task: pb.RoundTask, plan: RoundPlan) -> SecAggClient | None:
+        """Before local work: check the round's parameters; with secure aggregation, advertise keys and exchange
+        shares (raises PrivateRoundRefused, or grpc.RpcError, when the round goes on without this client)."""
+        private, spec = self.private_run(), task.private
         if (spec.length, spec.levels) != (private.length, private.quantizer.levels):
             raise ProtocolError(f"the coordinator's private round ({spec.length} elements, {spec.levels} levels) "
                                 f"differs from this run's ({private.length}, {private.quantizer.levels})")
-        vector = private.client_vector(plan, result, secure_rng())
         if not self.cfg.privacy.secure_aggregation:
-            return self._submit(masked_result(task.round, self.index, fld.pack(vector)))
+            return None
         agent = SecAggClient(self.index, private.params(self.run_id, plan, spec.attempt))
         roster = self._stage(task, spec.attempt, keys=agent.keys()).roster
-        inbox = self._stage(task, spec.attempt, shares=agent.shares(roster)).inbox
-        agent.receive(inbox)
+        agent.receive(self._stage(task, spec.attempt, shares=agent.shares(roster)).inbox)
+        return agent
+
+    def finish_private(self, task: pb.RoundTask, plan: RoundPlan, result: ClientResult,
+                       agent: SecAggClient | None) -> None:
+        """After local work: submit the vector (masked), then take part in unmasking the round's sum."""
+        vector = self.private_run().client_vector(plan, result, secure_rng())
+        if agent is None:
+            return self._submit(masked_result(task.round, self.index, fld.pack(vector)))
         self._submit(masked_result(task.round, self.index, agent.mask(vector)))
-        survivors = self._stage(task, spec.attempt, await_survivors=True).survivors
-        self._stage(task, spec.attempt, unmask=agent.unmask(survivors))
+        survivors = self._stage(task, task.private.attempt, await_survivors=True).survivors
+        self._stage(task, task.private.attempt, unmask=agent.unmask(survivors))
 
     def _submit(self, result: ClientResult) -> None:
         self.session.call("SubmitUpdate", wire.update_request(result, self.checksum))

@@ -26,7 +26,7 @@ class PrivacySection:
     noise_multiplier: float = 0.0  # dp: noise std / clip; 0: calibrated so the run's planned rounds fit the budget
     min_clients: int = 3  # no sum over fewer clients is unmasked or released
     neighbours: int = 0  # secure aggregation's neighbour graph degree k (0: every client neighbours every other)
-    stage_timeout_s: float = 30.0  # coordinator: how long a secure-aggregation stage waits for the round's clients
+    stage_timeout_s: float = 30.0  # coordinator: how long the key, share and unmask stages wait for their clients
 
     @property
     def private(self) -> bool:

@@ -79,7 +79,9 @@ class PrivateRounds:
         if o.secagg is None:  # central noise without masks: a round closes as any other
             return self.plain_tick(o)
         sa, now = o.secagg, time.time()
-        late = now >= o.stage_since + self.cfg.privacy.stage_timeout_s
+        # clients train between the share exchange and their masked vectors: that stage lasts to the round's deadline
+        ends = o.deadline if sa.stage == "masked" else o.stage_since + self.cfg.privacy.stage_timeout_s
+        late = now >= ends
         if sa.stage in ("keys", "shares", "masked") and (late or not sa.waiting_for()):
             {"keys": sa.close_keys, "shares": sa.close_shares, "masked": sa.close_masked}[sa.stage]()
             o.stage_since = now

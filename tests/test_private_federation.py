@@ -7,6 +7,7 @@ and the round still applies the exact sum of all ten; every party ends bit-ident
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -142,3 +143,33 @@ def test_no_party_sees_another_clients_result(tmp_path, monkeypatch):
     for m in heard:  # no reply relays results: the global updates come as coefficients
         ups = m.updates if isinstance(m, pb.Task) else [m] if isinstance(m, pb.GlobalUpdate) else []
         assert all(not u.results and not u.own_result_omitted for u in ups)
+
+
+class SlowEdge(EdgeClient):
+    """Local work that outlasts the key and share stages' timeout, as a real model's does."""
+
+    def join(self) -> None:
+        with BUILDING:
+            super().join()
+        local_work = self.fed.strategy.local_work
+
+        def slow_work(ctx, plan, client):  # noqa: ANN001, ANN202
+            time.sleep(2.5)
+            return local_work(ctx, plan, client)
+
+        self.fed.strategy.local_work = slow_work
+
+
+def test_local_work_longer_than_a_stage_keeps_the_round(tmp_path):
+    settings = ["run.rounds=1", "federation.num_clients=4", "federation.clients_per_round=4", "model.backend=eager",
+                "model.threads=1", "eval.every=1", "server.min_clients=4", "server.round_deadline_s=60",
+                "server.linger_s=1", "strategy.shared_seeds=true", "privacy.secure_aggregation=true",
+                "privacy.clip=5.0", "privacy.stage_timeout_s=1"]
+    _, server_toml, client_tomls = write_configs(CONFIG, settings, tmp_path, 0)
+    server = ServerThread(str(server_toml), []).start()
+    clients = [SlowEdge(f"127.0.0.1:{server.port}", load_client_config(str(t))) for t in client_tomls]
+    errors = run_in_threads(clients, server)
+    assert not errors, errors
+    record = server.coord.records[1]
+    assert record.attempts == 1 and record.reported == [0, 1, 2, 3]
+    assert [c.rows[0].status for c in clients] == ["accepted"] * 4
