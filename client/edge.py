@@ -22,6 +22,7 @@ from fedseed.config import build_config
 from fedseed.data.sources import load_dataset
 from fedseed.federation import Federation, build_federation
 from fedseed.records import ClientRoundRecord, ClientSummary
+from fedseed.secagg.crypto import SecAggError
 from fedseed.strategies.base import ClientResult, RoundPlan
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -108,7 +109,7 @@ class EdgeClient(PrivateSubmission):
             else:
                 self.session.call("SubmitUpdate", wire.update_request(result, self.checksum))
             status = "accepted"
-        except PrivateRoundRefused as e:
+        except (PrivateRoundRefused, SecAggError) as e:  # e.g. a neighbour's unusable key: the round goes on
             status = f"refused: {e}"
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.ALREADY_EXISTS:

@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from fedseed import wire
 from fedseed.private_round import PrivateRun, masked_result, secure_rng
 from fedseed.secagg import field as fld
-from fedseed.secagg.protocol import ProtocolError, SecAggClient
+from fedseed.secagg.protocol import SecAggClient
 from fedseed.strategies.base import ClientResult, RoundPlan
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -35,7 +35,7 @@ class PrivateSubmission:
         shares (raises PrivateRoundRefused, or grpc.RpcError, when the round goes on without this client)."""
         private, spec = self.private_run(), task.private
         if (spec.length, spec.levels) != (private.length, private.quantizer.levels):
-            raise ProtocolError(f"the coordinator's private round ({spec.length} elements, {spec.levels} levels) "
+            raise RuntimeError(f"the coordinator's private round ({spec.length} elements, {spec.levels} levels) "
                                 f"differs from this run's ({private.length}, {private.quantizer.levels})")
         if not self.cfg.privacy.secure_aggregation:
             return None

@@ -28,6 +28,7 @@ from fedseed.v1 import coordinator_pb2 as pb
 from fedseed.wire import SIZED_CHECKSUM, update_request
 
 __all__ = ["BudgetExhausted", "PrivateRun", "planned_participation", "secure_rng"]
+MAX_MU = float(1 << 36)  # the largest Skellam parameter a client draws (Poisson(mu) twice)
 
 
 def secure_rng() -> np.random.Generator:
@@ -59,8 +60,14 @@ class PrivateRun:
 
     # ---- the run's constants -----------------------------------------------------------------------------
     def _quantizer(self, sigma: float) -> Quantizer:
-        headroom = sigma * math.sqrt(self.max_clients / self.sec.min_clients) if self.sec.dp == "distributed" else 0.0
-        return Quantizer.for_round(self.sec.clip, self.max_clients, headroom)
+        if self.sec.dp != "distributed":
+            return Quantizer.for_round(self.sec.clip, self.max_clients)
+        q = Quantizer.for_round(self.sec.clip, self.max_clients, sigma * math.sqrt(self.max_clients /
+                                                                                    self.sec.min_clients))
+        # numpy's Poisson sampler is accurate up to about 1e13 (tails checked to 4 sigma at 2^36 and 1e13) and
+        # not beyond: coarsen the levels so that each client's mu stays within MAX_MU
+        most = int(math.sqrt(2.0 * self.sec.min_clients * MAX_MU) / sigma) if sigma else q.levels
+        return Quantizer(self.sec.clip, max(1, min(q.levels, most)))
 
     def _mu(self, sigma: float, levels: int) -> float:
         """Each client's Skellam parameter: min_clients of them sum to variance (sigma levels)^2 = 2 mu_total."""

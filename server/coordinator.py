@@ -109,6 +109,7 @@ class Coordinator(PrivateRounds, RoundLifecycle):
             check_resumable(self.log, self.cfg, self.host.fingerprint)
             self.run_id = str(self.log.meta("run_id"))
             records = restore(self.machine, self.log)
+            self.count_unsaved_releases(records[-1].round)
         with open_private(self.out / "metrics.jsonl") as f:  # rebuilt from the log on resume
             f.writelines(json.dumps(r.to_json()) + "\n" for r in records)
         return records
@@ -219,7 +220,7 @@ class Coordinator(PrivateRounds, RoundLifecycle):
             return task
         o = self.open
         if (self.phase == "open" and o is not None and entry.index in o.plan.clients
-                and entry.index not in o.results and time.time() < o.deadline):
+                and entry.index not in o.results and entry.index not in o.left_out and time.time() < o.deadline):
             private = self.private_task(o) if self.private else None
             task.round.CopyFrom(wire.round_task(o.plan, self.strategy.encode_broadcast(o.plan), o.start_checksum,
                                                 int(o.deadline * 1000), private).round)

@@ -143,6 +143,8 @@ class RoundLifecycle:
                                      o.drawn_before, why_dropped=self.refused)
         record.traffic = self.traffic.pop(r, Traffic()).as_dict()
         self.machine.commit(closed, record)
+        if self.private and self.unsaved_releases():
+            self.log.set_meta(unsaved_releases=[])  # the committed round's saved state counts them now
         with open_private(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record.to_json()) + "\n")
         self.records.append(record)

@@ -76,6 +76,8 @@ class PrivateRounds:
     # ---- the stages over time ------------------------------------------------------------------------------
     def private_tick(self, o: OpenRound) -> None:
         """Close a stage when every client still in the round has sent its message, or at the stage's timeout."""
+        if self.phase != "open" or o is not self.open:  # closing (or drawn again): the close decides what follows
+            return
         if o.secagg is None:  # central noise without masks: a round closes as any other
             return self.plain_tick(o)
         sa, now = o.secagg, time.time()
@@ -86,7 +88,7 @@ class PrivateRounds:
             {"keys": sa.close_keys, "shares": sa.close_shares, "masked": sa.close_masked}[sa.stage]()
             o.stage_since = now
             self.notify()
-        elif sa.stage == "unmask" and (late or not sa.waiting_for()) and self.phase == "open":
+        elif sa.stage == "unmask" and (late or not sa.waiting_for()):
             self.phase = "closing"
             self.notify()
             asyncio.get_running_loop().create_task(self._close_private(o))
@@ -110,6 +112,8 @@ class PrivateRounds:
 
     async def _close_private(self, o: OpenRound) -> None:
         loop = asyncio.get_running_loop()
+        clients = sorted(o.secagg.masked if o.secagg is not None else o.results)
+        self._note_release(o, clients)  # the sum is seen from here on: a crash must not let it be released uncounted
         try:
             if o.secagg is not None:
                 ssum = await loop.run_in_executor(None, o.secagg.total)
@@ -117,6 +121,7 @@ class PrivateRounds:
                 ssum = self.machine.private.plain_sum(
                     {c: fld.unpack(r.payload, self.machine.private.length) for c, r in o.results.items()})
             if ssum.failed:
+                self._note_release(o, None)
                 self.phase = "open"
                 return self._private_failed(o, ssum.failed)
             closed = await loop.run_in_executor(None, self.machine.close_private, o.plan, ssum,
@@ -128,6 +133,31 @@ class PrivateRounds:
             self.phase = "open"
             return self._private_failed(o, "the round's sum could not be released")
         self._commit(o, closed)
+
+    def _note_release(self, o: OpenRound, clients: list[int] | None) -> None:
+        """Record in the log, before a sum is unmasked, whose data it holds (None: that sum was never unmasked).
+        The accountant counts these releases on resume until the round is committed with its saved state."""
+        if self.machine.private.accountant is None:
+            return
+        kept = [e for e in self.unsaved_releases() if (e["round"], e["attempt"]) != (o.plan.round, o.attempt)]
+        if clients is not None:
+            kept.append({"round": o.plan.round, "attempt": o.attempt, "clients": clients})
+        self.log.set_meta(unsaved_releases=kept)
+
+    def unsaved_releases(self) -> list[dict]:
+        try:
+            return list(self.log.meta("unsaved_releases"))
+        except KeyError:
+            return []
+
+    def count_unsaved_releases(self, last: int) -> None:
+        """On resume: sums unmasked after the last committed round cost their clients too."""
+        accountant = self.machine.private.accountant if self.private else None
+        if accountant is None:
+            return
+        for release in self.unsaved_releases():
+            if release["round"] > last:
+                accountant.spend(release["clients"])
 
     # ---- the SecAgg RPC ----------------------------------------------------------------------------------
     async def secagg(self, entry, req: pb.SecAggRequest) -> pb.SecAggReply:  # noqa: ANN001 (ClientEntry)
@@ -165,7 +195,9 @@ class PrivateRounds:
             return
         if ORDER.index(sa.stage if sa.stage in ORDER else "done") < ORDER.index(stage):
             raise Refusal(FAILED, f"round {req.round} is in secure-aggregation stage {sa.stage!r}, not yet {stage!r}")
-        if sa.stage != stage:
+        if sa.stage != stage or self.phase != "open":
+            if client not in {"keys": sa.keys, "shares": sa.bundles, "unmask": sa.unmasks}[stage]:
+                o.left_out.add(client)  # it came after its stage: no new task of this attempt for it
             return  # a repeat after the stage closed: its outcome answers it
         message = getattr(req, kind)
         try:

@@ -39,6 +39,7 @@ class OpenRound:
     private_down: int = 0
     counted: set = field(default_factory=set)
     failed: str = ""
+    left_out: set = field(default_factory=set)  # clients whose stage message came too late for this attempt
 
     def complete(self) -> bool:
         return len(self.results) == len(self.plan.clients)  # results only ever hold planned clients

@@ -141,3 +141,47 @@ def test_readme_private_commands_run_as_written(tmp_path):
     assert shown.returncode == 0 and "secure aggregation (sums over >= 3 clients) + dp distributed" in shown.stdout
     eps = [float(line.split()[-2]) for line in shown.stdout.splitlines()[2:]]
     assert len(eps) == 4 and eps == sorted(eps) and 7.0 < eps[-1] <= 8.0
+
+
+def test_sums_unmasked_before_a_crash_are_counted_on_resume(tmp_path):
+    """A coordinator notes in the log whose data a sum holds before unmasking it; a restart before the round is
+    committed counts them, so the round's new attempt cannot release their data uncounted."""
+    from fedseed.federation import build_federation
+    from fedseed.server.private_rounds import PrivateRounds
+    from fedseed.server.rounds import OpenRound
+    from fedseed.simulations.engine import reopen
+
+    cfg = config("privacy.secure_aggregation=true", "privacy.dp=distributed", "privacy.epsilon=8.0",
+                 "privacy.clip=2.0", "run.rounds=1")
+    simulate(cfg, str(tmp_path), progress=False)
+
+    class Held(PrivateRounds):
+        def __init__(self, log, machine):  # noqa: ANN001
+            self.log, self.machine, self.cfg = log, machine, cfg
+
+    fed = build_federation(cfg)
+    log, machine, _ = reopen(tmp_path, cfg, fed)
+    saved = machine.private.accountant.counts.copy()
+    held = Held(log, machine)
+    plan = fed.strategy.configure_round(2, [0, 1, 2])
+    held._note_release(OpenRound(plan, 0, 0.0, 0.0, ""), [0, 1, 2])
+    held._note_release(OpenRound(fed.strategy.configure_round(1, [3]), 0, 0.0, 0.0, ""), [3])  # committed round
+    log.close()
+    log, machine, records = reopen(tmp_path, cfg, build_federation(cfg))  # the restart
+    assert list(machine.private.accountant.counts) == list(saved)
+    Held(log, machine).count_unsaved_releases(records[-1].round)
+    assert list(machine.private.accountant.counts - saved) == [1, 1, 1, 0, 0, 0]
+    log.close()
+
+
+def test_skellam_noise_stays_where_numpys_sampler_is_accurate():
+    from fedseed.private_round import MAX_MU, PrivateRun
+    from fedseed.strategies import strategy_class
+
+    cfg = load_config("simulations/private.toml")
+    private = PrivateRun(cfg, strategy_class("fedkseed")(cfg.strategy))
+    assert 0 < private.mu <= MAX_MU and private.quantizer.levels > 10**5
+    rng = np.random.default_rng(0)
+    noise = rng.poisson(private.mu, 400_000) - rng.poisson(private.mu, 400_000)
+    z = noise / np.sqrt(2 * private.mu)
+    assert abs(z.std() - 1) < 0.01 and np.mean(np.abs(z) > 4) < 1.5e-4  # a Gaussian's tail: 6.3e-5

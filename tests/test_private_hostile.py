@@ -22,13 +22,14 @@ pytestmark = pytest.mark.federation
 CODE = grpc.StatusCode
 
 
-def coordinator(tmp, private: bool) -> tuple[ServerThread, Caller]:
+def coordinator(tmp, private: bool, stage_timeout_s: float = 600.0) -> tuple[ServerThread, Caller]:
     allow = create_client_keys(tmp / "keys", ["c0", "c1", "c2"])
     doc = load_document("simulations/loopback.toml")
     doc["federation"].update(num_clients=3, clients_per_round=3)
     doc["strategy"]["shared_seeds"] = True
     if private:
-        doc["privacy"] = {"secure_aggregation": True, "clip": 1.0, "min_clients": 2, "stage_timeout_s": 600.0}
+        doc["privacy"] = {"secure_aggregation": True, "clip": 1.0, "min_clients": 2,
+                          "stage_timeout_s": stage_timeout_s}
     doc["server"] = {"address": "127.0.0.1:0", "out": str(tmp / "server"), "clients": str(allow), "min_clients": 3}
     (tmp / "server.toml").write_text(dump_toml(doc))
     server = ServerThread(str(tmp / "server.toml"), []).start()
@@ -93,5 +94,29 @@ def test_secure_aggregation_calls_in_a_run_without_it_are_refused(tmp_path):
         keys = SecAggClient(0, SecAggParams("run", 0, 1, 0, 4, 2)).keys()
         request = pb.SecAggRequest(round=1, keys=keys)
         assert call.send("SecAgg", call.signed("SecAgg", request)) == CODE.FAILED_PRECONDITION
+    finally:
+        server.stop()
+
+
+def test_a_client_late_for_its_stage_sits_the_attempt_out(tmp_path):
+    server, call = coordinator(tmp_path, private=True, stage_timeout_s=1.0)
+    try:
+        o = server.coord.open
+        params = server.coord.machine.private.params(server.coord.run_id, o.plan, o.attempt)
+
+        def keys(cid: str, index: int) -> grpc.StatusCode:
+            request = pb.SecAggRequest(round=1, attempt=o.attempt, wait_ms=0, keys=SecAggClient(index, params).keys())
+            return call.send("SecAgg", call.signed("SecAgg", request, cid=cid))
+
+        assert keys("c0", 0) == CODE.OK and keys("c1", 1) == CODE.OK
+        deadline = time.monotonic() + 10
+        while server.coord.open.secagg.stage == "keys" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.coord.open.secagg.stage == "shares"  # closed at its timeout with two of three
+        assert keys("c2", 2) == CODE.FAILED_PRECONDITION
+        fetch = pb.FetchTaskRequest(applied_round=0, wait_ms=0)
+        task = pb.Task.FromString(call.channel.unary_unary("/fedseed.v1.Coordinator/FetchTask")(
+            call.signed("FetchTask", fetch, cid="c2").SerializeToString(), timeout=10))
+        assert task.WhichOneof("kind") != "round"  # no task of this attempt again: it would only be refused again
     finally:
         server.stop()

@@ -8,7 +8,7 @@ import pytest
 
 from fedseed.secagg import crypto
 from fedseed.secagg import field as fld
-from fedseed.secagg.graph import neighbours
+from fedseed.secagg.graph import connected, neighbours, ring_order
 from fedseed.secagg.local import run_locally
 from fedseed.secagg.protocol import ProtocolError, SecAggClient, SecAggParams, SecAggServer
 from fedseed.v1 import coordinator_pb2 as pb
@@ -160,3 +160,25 @@ def test_quantized_vectors_stay_in_their_norm_and_sums_do_not_wrap():
     assert np.array_equal(fld.from_field(fld.to_field(worst)), worst)
     with pytest.raises(ValueError, match="finite"):
         q.quantize(np.array([1.0, np.nan]))
+
+
+def test_a_sum_whose_graph_falls_apart_is_never_unmasked():
+    # a ring of 8 with one neighbour each side: two clients that share but never submit cut it in two, and the
+    # pairwise masks of each part would cancel within it
+    p = params(k=2)
+    order = ring_order(list(range(8)), p.run_seed, p.round, p.attempt)
+    cut = {order[2], order[5]}
+    clients, server = staged(8, p, submit=set(range(8)) - cut)
+    assert server.stage == "failed" and "falls apart" in server.why_failed
+    survivors = pb.Survivors(submitted=sorted(set(range(8)) - cut), dropped=sorted(cut))
+    with pytest.raises(ProtocolError, match="falls apart"):
+        clients[order[0]].unmask(survivors)
+    assert not connected(set(range(8)) - cut, p.graph(list(range(8))))
+    assert connected(set(range(8)) - {order[2]}, p.graph(list(range(8))))
+
+
+def test_a_low_order_key_is_refused():
+    server = SecAggServer(params(), [0, 1, 2])
+    with pytest.raises(crypto.SecAggError, match="low-order"):
+        server.add_keys(0, pb.SecAggKeys(cipher_key=bytes(32), mask_key=SecAggClient(0, params()).keys().mask_key))
+    assert server.keys == {}

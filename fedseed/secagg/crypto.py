@@ -24,9 +24,14 @@ LABEL = b"fedseed-secagg-v1"
 SECRET_BYTES = 16  # self-mask seeds and mask-key seeds: what Shamir shares (one GF(2^128) element)
 KEY_BYTES = 32
 NONCE = bytes(12)  # each share key encrypts exactly one message, so a fixed nonce never repeats under a key
+_PROBE = X25519PrivateKey.generate()  # only to test that a public key is a usable point
 
 
-class ShareError(ValueError):
+class SecAggError(ValueError):
+    """A secure-aggregation message or key that cannot be used; the round goes on without it."""
+
+
+class ShareError(SecAggError):
     """A share that does not decrypt or does not belong where it claims."""
 
 
@@ -48,16 +53,22 @@ def public_bytes(key: X25519PrivateKey) -> bytes:
 
 
 def check_public(raw: bytes, what: str) -> None:
+    """Refuse a key of the wrong length, or a low-order point (it would give every peer the all-zero secret)."""
     if len(raw) != KEY_BYTES:
-        raise ValueError(f"{what} must be a {KEY_BYTES}-byte X25519 public key, got {len(raw)} bytes")
+        raise SecAggError(f"{what} must be a {KEY_BYTES}-byte X25519 public key, got {len(raw)} bytes")
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError:
+        raise SecAggError(f"{what} is a low-order X25519 point, which no key agreement may use") from None
 
 
 def agree(private: X25519PrivateKey, peer_public: bytes) -> bytes:
-    check_public(peer_public, "a peer's key")
+    if len(peer_public) != KEY_BYTES:
+        raise SecAggError(f"a peer's key must be {KEY_BYTES} bytes, got {len(peer_public)}")
     try:
         return private.exchange(X25519PublicKey.from_public_bytes(peer_public))
     except ValueError as e:  # a low-order point gives the all-zero secret, which cryptography refuses
-        raise ValueError(f"a peer's X25519 key is unusable: {e}") from None
+        raise SecAggError(f"a peer's X25519 key is unusable: {e}") from None
 
 
 def keystream(key: bytes, length: int) -> np.ndarray:

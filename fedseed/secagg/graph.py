@@ -1,7 +1,8 @@
 """The public neighbour graph of a round: who agrees masks with whom and holds whose shares. With
 ``neighbours = 0`` (or a roster no larger than it) every client neighbours every other (Bonawitz et al.);
-otherwise each client is joined to ``neighbours`` others on a ring in an order every party derives from the
-run's seed and the round (SecAgg+'s sparse graph), so each client's cost grows with k, not with the roster."""
+otherwise each client is joined to ``neighbours`` others (rounded up to an even number) on a ring in an order
+every party derives from the run's seed and the round (SecAgg+'s sparse graph), so each client's cost grows
+with k, not with the roster."""
 
 from __future__ import annotations
 
@@ -34,3 +35,19 @@ def neighbours(roster: list[int], k: int, run_seed: int, round_idx: int, attempt
 def majority(holders: int) -> int:
     """Shares needed to rebuild a secret held by `holders` parties: a majority of them."""
     return holders // 2 + 1
+
+
+def connected(nodes: set[int], graph: dict[int, list[int]]) -> bool:
+    """Whether `nodes` are connected by the graph's edges among themselves: if they fall apart, the pairwise
+    masks of each part cancel within it, and that part's sum could be unmasked alone."""
+    nodes = set(nodes)
+    if not nodes:
+        return True
+    start = min(nodes)
+    seen, todo = {start}, [start]
+    while todo:
+        for d in graph.get(todo.pop(), []):
+            if d in nodes and d not in seen:
+                seen.add(d)
+                todo.append(d)
+    return seen == nodes

@@ -23,13 +23,13 @@ import numpy as np
 
 from fedseed.secagg import crypto
 from fedseed.secagg import field as fld
-from fedseed.secagg.graph import majority, neighbours
+from fedseed.secagg.graph import connected, majority, neighbours
 from fedseed.v1 import coordinator_pb2 as pb
 
 CIPHERTEXT_BYTES = 12 + 2 * crypto.SECRET_BYTES + 16
 
 
-class ProtocolError(ValueError):
+class ProtocolError(crypto.SecAggError):
     """A secure-aggregation message that does not fit the round's protocol; nothing was changed."""
 
 
@@ -151,6 +151,9 @@ class SecAggClient:
         if len(submitted) < self.params.min_clients:
             raise ProtocolError(f"the sum would cover {len(submitted)} clients, fewer than min_clients "
                                 f"{self.params.min_clients}: refusing to unmask it")
+        if not connected(submitted, self.params.graph(sorted(self.roster))):
+            raise ProtocolError("the submitted clients' neighbour graph falls apart: a part of it could be unmasked "
+                                "alone, so this client refuses to unmask any")
         if not dropped & set(self.peers) <= set(self.masked_with):
             raise ProtocolError("the coordinator names a dropped client this client never masked with")
         bundle = pb.UnmaskBundle()
@@ -279,6 +282,9 @@ class SecAggServer:
         if len(self.masked) < self.params.min_clients:
             return self._fail(f"{len(self.masked)} clients submitted masked vectors, fewer than min_clients "
                               f"{self.params.min_clients}")
+        if not connected(set(self.masked), self.graph):
+            return self._fail("the submitted clients' neighbour graph falls apart (too many neighbours dropped), "
+                              "so a part of the sum could be unmasked alone")
         self.stage = "unmask"
 
     def survivors(self) -> pb.Survivors:
@@ -315,6 +321,13 @@ class SecAggServer:
         except ValueError as e:
             self._fail(f"too few clients stayed to unmask the sum ({len(self.unmasks)} of {len(submitted)}): {e}")
             return SecureSum([], np.zeros(0, np.int64), self.why_failed)
+        try:
+            return self._unmasked(submitted, dropped, secrets)
+        except ValueError as e:  # e.g. shares that rebuild no usable key: the attempt fails, the coordinator stays
+            self._fail(f"the sum could not be unmasked: {e}")
+            return SecureSum([], np.zeros(0, np.int64), self.why_failed)
+
+    def _unmasked(self, submitted: list[int], dropped: list[int], secrets: dict[int, bytes]) -> SecureSum:
         total = np.zeros(self.params.length, np.uint64)
         for c in submitted:
             total = fld.sub(fld.add(total, self.masked[c]), _self_mask(secrets[c], self.params))
