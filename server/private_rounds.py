@@ -129,7 +129,8 @@ class PrivateRounds:
         except BaseException as e:  # noqa: BLE001 -- the held state may be half changed: stop, resume from the log
             self.fault = e
             return
-        if closed.update is None:
+        if closed.update is None:  # nothing was released (too few clients): nothing was spent
+            self._note_release(o, None)
             self.phase = "open"
             return self._private_failed(o, "the round's sum could not be released")
         self._commit(o, closed)
