@@ -1,6 +1,6 @@
 """The [privacy] table: secure aggregation of a round's scalars and differential privacy of each client's
 contribution (docs/privacy.md). A private round needs the scalars of every client on the same keys, so it runs
-FedKSeed with shared seeds; the bounds that need individual values (coordinate-wise rules, outlier rejection,
+FedKSeed or FedKSeed-Pro with shared seeds; the bounds that need individual values (coordinate-wise rules, outlier rejection,
 median-based clips, claimed sample counts) cannot be enforced on a masked sum and are refused by name."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from fedseed.config import Config
 
 DP_MODES = ("off", "central", "distributed")
-PRIVATE_STRATEGIES = ("fedkseed",)
+PRIVATE_STRATEGIES = ("fedkseed", "fedkseed-pro")
 
 
 @dataclass
@@ -67,8 +67,8 @@ def check_private_run(cfg: Config) -> None:
         return
     if cfg.strategy.name not in PRIVATE_STRATEGIES or not getattr(cfg.strategy, "shared_seeds", False):
         raise ValueError(f"config key 'privacy': a private round sums every client's scalars on shared seeds, so it "
-                         f"needs strategy.name = \"fedkseed\" with strategy.shared_seeds = true (got "
-                         f"{cfg.strategy.name!r}, shared_seeds = {getattr(cfg.strategy, 'shared_seeds', False)}); "
+                         "needs strategy.name = \"fedkseed\" or \"fedkseed-pro\" with strategy.shared_seeds = true "
+                         f"(got {cfg.strategy.name!r}, shared_seeds = {getattr(cfg.strategy, 'shared_seeds', False)}); "
                          "with seeds of their own, one client's seed would reveal its scalar in the sum")
     r = cfg.robust
     needs_individual = [("robust.rule", r.rule != "mean", "coordinate-wise rules read every client's values"),

@@ -179,7 +179,8 @@ class RoundMachine:
             if not empty_ok:
                 return ClosedRound(plan, [], refused, None)
             return self._apply(ClosedRound(plan, [], refused, GlobalUpdate(plan.round, self.cfg.strategy.direction)))
-        update = self.strategy.update_from(plan, self.private.combined(plan, ssum, secure_rng()))
+        combined = self.private.combined(plan, ssum, secure_rng())
+        update = self.strategy.update_from(plan, combined)
         if self.private.accountant is not None:  # the sum is released from here on: its privacy is spent
             self.private.accountant.spend(ssum.clients)
         refused = {}
@@ -188,7 +189,10 @@ class RoundMachine:
         except ValueError as e:
             refused = {c: f"the round's released update was refused: {e}" for c in ssum.clients}
             update, ssum = GlobalUpdate(plan.round, self.cfg.strategy.direction), SecureSum([], ssum.total, str(e))
-        return self._apply(ClosedRound(plan, [], refused, update, secure=ssum, private_bytes=private_bytes))
+        closed = self._apply(ClosedRound(plan, [], refused, update, secure=ssum, private_bytes=private_bytes))
+        if closed.secure.clients:  # released and not rolled back: strategy state learns from the released values
+            self.strategy.observe_combined(plan, combined)
+        return closed
 
     def _apply(self, closed: ClosedRound) -> ClosedRound:
         """Past the point of no return: apply, judge, strategy state, bound, evaluation."""

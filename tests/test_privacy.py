@@ -45,7 +45,8 @@ def run(tmp_path, name: str, *sets: str) -> tuple[list[dict], dict, RoundLog]:
     ([*SECAGG, "robust.weighting=samples"], "robust.weighting"),
     ([*SECAGG, "privacy.min_clients=1"], "privacy.min_clients"),
     ([*SECAGG, "privacy.min_clients=4"], "exceeds federation.clients_per_round"),
-    (["privacy.secure_aggregation=true", "privacy.clip=1.0", "strategy.name=fedkseed-pro"], "fedkseed-pro"),
+    (["privacy.secure_aggregation=true", "privacy.clip=1.0", "strategy.name=fedkseed-pro",
+      "strategy.shared_seeds=false"], "fedkseed-pro"),
 ])
 def test_what_a_private_run_cannot_do_is_refused_by_key(sets, match):
     with pytest.raises(ConfigError, match=match):
@@ -185,3 +186,21 @@ def test_skellam_noise_stays_where_numpys_sampler_is_accurate():
     noise = rng.poisson(private.mu, 400_000) - rng.poisson(private.mu, 400_000)
     z = noise / np.sqrt(2 * private.mu)
     assert abs(z.std() - 1) < 0.01 and np.mean(np.abs(z) > 4) < 1.5e-4  # a Gaussian's tail: 6.3e-5
+
+
+def test_fedkseed_pro_private_rounds_learn_importance_from_the_released_values(tmp_path):
+    rows, _, log = run(tmp_path, "pro", "strategy.name=fedkseed-pro", *SECAGG)
+    state = log.strategy_state(3)
+    assert state["count"].sum() > 256 and state["abs_sum"].max() > 0  # the K = 256 initial observations, then more
+    plan = log.update(2)
+    assert len(set(plan.pool_indices.tolist())) <= 4  # every client of a round stepped on the same seeds
+    assert log.client_results(2) == [] and [r["clients"] for r in rows[1:]] == [3, 3, 3]
+
+
+def test_fedkseed_pro_with_shared_seeds_shares_them():
+    from fedseed.federation import build_federation
+
+    fed = build_federation(config("strategy.name=fedkseed-pro"))
+    plan = fed.strategy.configure_round(1, [0, 1, 2])
+    steps = [[fed.strategy.step_index(plan, c, t) for t in range(4)] for c in (0, 1, 2)]
+    assert steps[0] == steps[1] == steps[2] == list(fed.strategy.private_keys(plan, 4))

@@ -298,5 +298,8 @@ class Strategy(ABC):
     def observe(self, plan: RoundPlan, results: list[ClientResult]) -> None:  # noqa: B027 (optional hook)
         """Coordinator-side bookkeeping after a round (replayed from the log on restart)."""
 
+    def observe_combined(self, plan: RoundPlan, combined: Combined) -> None:  # noqa: B027 (optional hook)
+        """The same after a private round, from its released per-key values alone."""
+
     def apply(self, state: FlatState, update: GlobalUpdate) -> None:
         update.apply_to(state)

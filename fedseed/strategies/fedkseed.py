@@ -74,8 +74,7 @@ class FedKSeed(Strategy):
         """The pool indices of a private round's steps 0..length-1, which every client of the round shares."""
         if not self.cfg.shared_seeds:
             raise ValueError("a private round needs strategy.shared_seeds = true")
-        return np.asarray([uniform_index(self.cfg.num_seeds, self.run_seed, plan.round, SHARED, t)
-                           for t in range(length)], np.int64)
+        return np.asarray([self.step_index(plan, 0, t) for t in range(length)], np.int64)  # any client: shared
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:
         return zo_local_steps(ctx, plan, client, self.cfg, lambda t: int(self.pool[self.step_index(plan, client, t)]),

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedseed.robust import clipped
+from fedseed.robust import Combined, clipped
 from fedseed.seeds import weighted_index
 from fedseed.strategies.base import ClientResult, RoundPlan, RunSetup
-from fedseed.strategies.fedkseed import FedKSeed, FedKSeedConfig
+from fedseed.strategies.fedkseed import SHARED, FedKSeed, FedKSeedConfig
 
 WEIGHT_SCALE = 1 << 24
 
@@ -80,7 +80,8 @@ class FedKSeedPro(FedKSeed):
         return {"cum_weights": np.cumsum(weights)}
 
     def step_index(self, plan: RoundPlan, client: int, step: int) -> int:
-        return weighted_index(plan.broadcast["cum_weights"], self.run_seed, plan.round, client, step)
+        slot = SHARED if self.cfg.shared_seeds else client
+        return weighted_index(plan.broadcast["cum_weights"], self.run_seed, plan.round, slot, step)
 
     def observe(self, plan: RoundPlan, results: list[ClientResult]) -> None:
         """Importance statistics from the scalars as the round bounded them (a client cannot inflate its seeds)."""
@@ -90,3 +91,11 @@ class FedKSeedPro(FedKSeed):
             for j, gt in zip(contrib.keys.tolist(), contrib.values.tolist()):
                 self.abs_sum[j] += min(abs(gt), c)
                 self.count[j] += 1
+
+    def observe_combined(self, plan: RoundPlan, combined: Combined) -> None:
+        """A private round's importance statistics: each shared seed's released mean, one observation per seed (the
+        clients' own scalars stay unknown)."""
+        c = self.cfg.importance_clip
+        for j, v in zip(combined.keys.tolist(), combined.values.tolist()):
+            self.abs_sum[j] += min(abs(v), c)
+            self.count[j] += 1
