@@ -1,7 +1,8 @@
 """The [privacy] table: secure aggregation of a round's scalars and differential privacy of each client's
 contribution (docs/privacy.md). A private round needs the scalars of every client on the same keys, so it runs
-FedKSeed or FedKSeed-Pro with shared seeds; the bounds that need individual values (coordinate-wise rules, outlier rejection,
-median-based clips, claimed sample counts) cannot be enforced on a masked sum and are refused by name."""
+FedKSeed or FedKSeed-Pro with shared seeds; the bounds that need individual values (coordinate-wise rules,
+outlier rejection, median-based clips, claimed sample counts) cannot be enforced on a masked sum and are refused
+by name."""
 
 from __future__ import annotations
 
