@@ -55,6 +55,10 @@ def run(name: str, seed: int) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def doc_seeds(done: list[dict]) -> list[int]:
+    return [d["seed"] for d in done]
+
+
 def table(seeds: list[int]) -> str:
     rows, doc = [], {}
     for name in RUNS:
@@ -65,15 +69,19 @@ def table(seeds: list[int]) -> str:
         acc = [d["final"]["eval_accuracy"] for d in done]
         per_round = statistics.mean(d["bytes_up_per_client_round"] + d["bytes_down_per_client_round"] for d in done)
         eps = [d.get("epsilon") for d in done]
+        rolled = [sum(json.loads(line).get("rolled_back", False)
+                      for line in (folder(name, seed) / "metrics.jsonl").read_text().splitlines())
+                  for seed in doc_seeds(done)]
         doc[name] = {"seeds": [d["seed"] for d in done], "accuracy": acc, "bytes_per_client_round": per_round,
-                     "epsilon": eps, "wall_s": [d["wall_s"] for d in done]}
+                     "epsilon": eps, "wall_s": [d["wall_s"] for d in done], "rolled_back_rounds": rolled}
         spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
         eps_text = "-" if eps[0] is None else f"{max(eps):.3f}"
         rows.append(f"| {name} | {statistics.mean(acc):.1%} ± {spread:.1%} ({len(acc)}) | {eps_text} | "
-                    f"{per_round:,.0f} | {statistics.mean(d['wall_s'] for d in done):,.0f} |")
+                    f"{per_round:,.0f} | {statistics.mean(rolled):.1f} | "
+                    f"{statistics.mean(d['wall_s'] for d in done):,.0f} |")
     (ROOT / "bench" / "results" / "privacy.json").write_text(json.dumps(doc, indent=2) + "\n")
-    head = ("| run | accuracy, mean ± sd (seeds) | epsilon (delta 1e-5) | bytes per client per round | wall s |\n"
-            "|---|---|---|---|---|")
+    head = ("| run | accuracy, mean ± sd (seeds) | epsilon (delta 1e-5) | bytes per client per round | rounds rolled "
+            "back (of 20) | wall s |\n|---|---|---|---|---|---|")
     return "\n".join([head, *rows])
 
 
