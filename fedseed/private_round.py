@@ -80,6 +80,15 @@ class PrivateRun:
         levels = self._quantizer(sigma).levels
         return math.sqrt(self.length) * levels / (self._mu(sigma, levels) * self.sec.min_clients)
 
+    def describe(self) -> dict:
+        """The run's privacy constants, as the log and inspect show them."""
+        out = {"levels": self.quantizer.levels, "clip": self.sec.clip}
+        if self.accountant is not None:
+            out |= {"noise_multiplier": round(self.sigma, 6), "rounds_per_client": self.accountant.max_rounds}
+        if self.mu:
+            out["skellam_mu"] = self.mu
+        return out
+
     def params(self, run_id: str, plan: RoundPlan, attempt: int = 0) -> SecAggParams:
         return SecAggParams(run_id, self.cfg.run.seed, plan.round, attempt, self.length, self.sec.min_clients,
                             self.sec.neighbours)

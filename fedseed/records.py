@@ -108,6 +108,7 @@ class RunSummary:
     traffic_bytes: int | None = None  # a coordinator's measured gRPC bytes, both ways, over the run
     epsilon: float | None = None  # dp: the run's final epsilon (at privacy.delta)
     stopped: str | None = None  # why the run ended before its last round (its privacy budget)
+    privacy: dict | None = None  # a private run's constants: levels, noise multiplier, rounds per client
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:

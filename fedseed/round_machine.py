@@ -71,6 +71,8 @@ class RoundMachine:
                    and cfg.robust.divergence_factor > 0)
         self.guard = DivergenceGuard(cfg.robust, guard_loss) if guarded else None
         self.private = PrivateRun(cfg, strategy) if cfg.privacy.private else None
+        if self.private is not None and log is not None:
+            log.set_meta(privacy=self.private.describe())
 
     # ---- planning ----------------------------------------------------------------------------------------
     def draw(self, r: int, available: list[int], attempt: int = 0, keep: list[int] | None = None) -> RoundPlan:

@@ -15,10 +15,7 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     try:
         header = (f"run {run}: strategy {log.meta('strategy')}, spec {log.meta('spec_version')}, "
                   f"{log.last_round()} rounds, layout {log.meta('fingerprint')[:16]}…")
-        try:
-            header += privacy_note(log.meta("config").get("privacy", {}))
-        except KeyError:  # a log of an older layout keeps no config; its records are refused below, by name
-            pass
+        header += privacy_note(meta_or(log, "config", {}).get("privacy", {}), meta_or(log, "privacy", {}))
         records = [RoundRecord.from_json(m) for m in log.metrics()]
         checksums = {r.round: log.checksum(r.round) for r in records}  # a log-only coordinator learns them later
     finally:
@@ -40,12 +37,26 @@ def inspect_run(run: str, as_json: bool = False) -> str:
     return "\n".join(lines)
 
 
-def privacy_note(p: dict) -> str:
-    """What the run's [privacy] table promised, for the header."""
+def privacy_note(p: dict, constants: dict) -> str:
+    """What the run's [privacy] table promised, and the noise it drew, for the header."""
     parts = []
     if p.get("secure_aggregation"):
         parts.append(f"secure aggregation (sums over >= {p.get('min_clients')} clients)")
     if p.get("dp", "off") != "off":
         parts.append(f"dp {p['dp']} (budget epsilon {p.get('epsilon')} at delta {p.get('delta')}, "
                      f"clip {p.get('clip')})")
-    return f"; private: {' + '.join(parts)}" if parts else ""
+    if not parts:
+        return ""
+    noise = ""
+    if "noise_multiplier" in constants:
+        noise = (f"; noise multiplier {constants['noise_multiplier']:.4g}, at most "
+                 f"{constants['rounds_per_client']} rounds per client")
+    return f"; private: {' + '.join(parts)}{noise}"
+
+
+def meta_or(log: RoundLog, key: str, default: dict) -> dict:
+    """A log's meta value, or the default for a log written before it existed."""
+    try:
+        return log.meta(key)
+    except KeyError:
+        return default

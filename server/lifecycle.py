@@ -170,7 +170,9 @@ class RoundLifecycle:
         records = list(self.records)
         if records and self.checksums.get(self.last):
             records[-1].checksum = self.checksums[self.last]
-        summary = RunSummary.of("server", self.cfg, records, time.time() - self.started, stopped=self.stopped)
+        private = self.machine.private.describe() if self.private else None
+        summary = RunSummary.of("server", self.cfg, records, time.time() - self.started, stopped=self.stopped,
+                                privacy=private)
         write_private_text(self.out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
 
     def done(self) -> bool:

@@ -73,7 +73,8 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
                 for callback in callbacks:
                     callback(record)
         extra = {"backend": cfg.simulation.backend, "workers_peak_rss_mib": backend.workers_peak_rss_mib(),
-                 "workers_checksums": backend.workers_checksums(), "stopped": stopped}
+                 "workers_checksums": backend.workers_checksums(), "stopped": stopped,
+                 "privacy": machine.private.describe() if machine.private is not None else None}
     finally:
         if bar is not None:
             bar.close()

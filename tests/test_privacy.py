@@ -73,8 +73,10 @@ def test_dp_reports_epsilon_every_round_and_stays_within_budget(tmp_path):
     assert eps == sorted(eps) and 0 < eps[0] and eps[-1] <= 4.0
     assert eps[-1] > 3.9  # the noise was calibrated for the planned rounds: the budget is used, not wasted
     assert summary["epsilon"] == eps[-1] and summary.get("stopped") is None
+    assert summary["privacy"]["rounds_per_client"] == 3 and summary["privacy"]["noise_multiplier"] > 0
     shown = inspect_run(str(tmp_path / "central"))
-    assert "private: dp central (budget epsilon 4.0 at delta 1e-05, clip 2.0)" in shown
+    assert "private: dp central (budget epsilon 4.0 at delta 1e-05, clip 2.0); noise multiplier" in shown
+    assert "at most 3 rounds per client" in shown
     assert f"{eps[-1]:.3f}" in shown.splitlines()[-1]
 
 
