@@ -240,7 +240,8 @@ class RoundMachine:
         plan, results, update, checksum = closed.plan, closed.results, closed.update, wire.SIZED_CHECKSUM
         if closed.secure is not None:  # the protocol's messages and masked vectors, then task and coefficients
             up, down = closed.private_bytes
-            task = wire.round_task(plan, b"", checksum, private=self.private.round_message(0)).ByteSize()
+            task = wire.round_task(plan, self.strategy.encode_broadcast(plan), checksum,
+                                   private=self.private.round_message(0)).ByteSize()
             each = task + wire.round_form(update, [], plan.lr, checksum, False).ByteSize()
             return up, down + each * len(closed.secure.clients)
         up = sum(wire.update_request(r, checksum).ByteSize() for r in results)
