@@ -82,7 +82,9 @@ class PrivateRun:
 
     def describe(self) -> dict:
         """The run's privacy constants, as the log and inspect show them."""
-        out = {"levels": self.quantizer.levels, "clip": self.sec.clip}
+        modes = (["secure aggregation"] if self.sec.secure_aggregation else []) + (
+            [f"dp {self.sec.dp}"] if self.sec.dp != "off" else [])
+        out = {"mode": " + ".join(modes), "levels": self.quantizer.levels, "clip": self.sec.clip}
         if self.accountant is not None:
             out |= {"noise_multiplier": round(self.sigma, 6), "rounds_per_client": self.accountant.max_rounds}
         if self.mu:

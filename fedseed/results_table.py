@@ -15,6 +15,16 @@ ORDER = list(METHOD_NAMES)
 METRIC_NAMES = {"eval_accuracy": "accuracy (%)", "eval_rougeL": "Rouge-L (%)", "eval_loss": "eval loss"}
 
 
+def method_label(summary: dict) -> str:
+    """The method's name, with its privacy mode and epsilon for a private run."""
+    name = METHOD_NAMES.get(summary["strategy"], summary["strategy"])
+    private = summary.get("privacy") or {}
+    if not private:
+        return name
+    eps = summary.get("epsilon")
+    return f"{name} ({private.get('mode', 'private')}{'' if eps is None else f', ε = {eps:.2f}'})"
+
+
 def fmt_bytes(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -49,7 +59,7 @@ def setting_table(runs: list[tuple[str, dict, list[dict]]]) -> list[str]:
         if not s["bytes_total"]:  # one party trained alone: nothing travelled
             per_text, total_text, ratio = "– (no communication)", "–", "–"
         rss = max([s.get("peak_rss_mib") or 0.0, *s.get("workers_peak_rss_mib", [])])
-        lines.append(f"| {METHOD_NAMES.get(s['strategy'], s['strategy'])} | {s['num_clients']} "
+        lines.append(f"| {method_label(s)} | {s['num_clients']} "
                      f"({s['clients_per_round']}) | {s['rounds']} | {zero:.2f} | **{final:.2f}** | {final - zero:+.2f} "
                      f"| {per_text} | {total_text} | {ratio} | {s['wall_s'] / 60:.1f} min "
                      f"| {rss:,.0f} MiB |")
@@ -67,7 +77,7 @@ def plot_setting(runs: list[tuple[str, dict, list[dict]]], path: pathlib.Path, t
     for _, s, rows in runs:
         cum = cumulative_bytes(rows)
         pts = [(r["round"], max(c, 1), scaled(key, r[key])) for r, c in zip(rows, cum) if key in r]
-        label = METHOD_NAMES.get(s["strategy"], s["strategy"])
+        label = method_label(s)
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
         if s["bytes_total"]:  # a run that sent nothing has no bytes axis
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=label)

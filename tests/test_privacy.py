@@ -15,6 +15,7 @@ import pytest
 from fedseed.accountant import Accountant, calibrate, epsilon_after, round_event
 from fedseed.config import ConfigError, load_config
 from fedseed.privacy import PrivacySection
+from fedseed.results_table import method_label
 from fedseed.roundlog import RoundLog
 from fedseed.run_inspect import inspect_run
 from fedseed.simulations.engine import simulate
@@ -74,6 +75,7 @@ def test_dp_reports_epsilon_every_round_and_stays_within_budget(tmp_path):
     assert eps[-1] > 3.9  # the noise was calibrated for the planned rounds: the budget is used, not wasted
     assert summary["epsilon"] == eps[-1] and summary.get("stopped") is None
     assert summary["privacy"]["rounds_per_client"] == 3 and summary["privacy"]["noise_multiplier"] > 0
+    assert method_label(summary) == f"FedKSeed (dp central, ε = {eps[-1]:.2f})"  # as fedseed report names it
     shown = inspect_run(str(tmp_path / "central"))
     assert "private: dp central (budget epsilon 4.0 at delta 1e-05, clip 2.0); noise multiplier" in shown
     assert "at most 3 rounds per client" in shown
