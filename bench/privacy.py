@@ -8,7 +8,6 @@ runs are kept); the table goes to bench/results/privacy.{json,txt}.
     secure aggregation     the same with masks (clip high enough never to bind): equal up to quantization
     dp central eps=8 / 2   clipped at privacy.clip, Gaussian noise added by the coordinator, delta 1e-5
     dp distributed eps=8   each client adds Skellam noise under secure aggregation
-    ... clip=10            the same budget with a tighter clip
     own seeds, plain mean  non-private, each client on seeds of its own: what secure aggregation of dense
                            K-vectors (private seed choice) would give
 
@@ -36,8 +35,6 @@ RUNS: dict[str, dict] = {
     "own seeds, plain mean": {"robust.norm_factor": 0.0},
     "dp distributed eps=8": SHARED | {"privacy.secure_aggregation": True, "privacy.dp": "distributed",
                                       "privacy.epsilon": 8.0, "privacy.clip": CLIP},
-    # a tighter clip: less noise per seed (sigma x clip / clients), more of each scalar clipped away
-    "dp central eps=8 clip=10": SHARED | {"privacy.dp": "central", "privacy.epsilon": 8.0, "privacy.clip": 10.0},
 }
 
 
