@@ -55,10 +55,6 @@ def run(name: str, seed: int) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-def doc_seeds(done: list[dict]) -> list[int]:
-    return [d["seed"] for d in done]
-
-
 def table(seeds: list[int]) -> str:
     rows, doc = [], {}
     for name in RUNS:
@@ -71,7 +67,7 @@ def table(seeds: list[int]) -> str:
         eps = [d.get("epsilon") for d in done]
         rolled = [sum(json.loads(line).get("rolled_back", False)
                       for line in (folder(name, seed) / "metrics.jsonl").read_text().splitlines())
-                  for seed in doc_seeds(done)]
+                  for seed in (d["seed"] for d in done)]
         doc[name] = {"seeds": [d["seed"] for d in done], "accuracy": acc, "bytes_per_client_round": per_round,
                      "epsilon": eps, "wall_s": [d["wall_s"] for d in done], "rolled_back_rounds": rolled}
         spread = statistics.stdev(acc) if len(acc) > 1 else 0.0

@@ -23,9 +23,9 @@ DENSE_K = 4096
 sys.path.insert(0, str(ROOT))
 
 from fedseed.secagg import field as fld  # noqa: E402
-from fedseed.secagg.protocol import SecAggClient, SecAggParams, SecAggServer  # noqa: E402
+from fedseed.secagg.local import run_locally  # noqa: E402
+from fedseed.secagg.protocol import SecAggParams  # noqa: E402
 from fedseed.strategies.base import ClientResult  # noqa: E402
-from fedseed.v1 import coordinator_pb2 as pb  # noqa: E402
 from fedseed.wire import SIZED_CHECKSUM, update_request  # noqa: E402
 
 
@@ -33,68 +33,24 @@ def measure(n: int, k: int, length: int) -> dict:
     p = SecAggParams("bench", 0, 1, 0, length, 3, k)
     rng = np.random.default_rng(0)
     vectors = {c: fld.to_field(rng.integers(-10**6, 10**6, length)) for c in range(n)}
-    drop = set(range(0, n, 10))
-    clients = {c: SecAggClient(c, p) for c in range(n)}
-    server = SecAggServer(p, list(range(n)))
-    coordinator_s, up, down = 0.0, 0, 0
+    run = run_locally(p, vectors, drop_after_submit=frozenset(range(0, n, 10)))
+    assert np.array_equal(run.sum.total, sum(fld.from_field(v) for v in vectors.values()))
 
-    def timed(fn, *args):  # noqa: ANN001, ANN202
-        nonlocal coordinator_s
-        t0 = time.perf_counter()
-        out = fn(*args)
-        coordinator_s += time.perf_counter() - t0
-        return out
+    def request_bytes(payload: bytes) -> int:
+        return update_request(ClientResult(1, 0, payload, 1, float("nan"), 0), SIZED_CHECKSUM).ByteSize()
 
-    for c, cl in clients.items():
-        keys = cl.keys()
-        up += pb.SecAggRequest(round=1, keys=keys).ByteSize()
-        timed(server.add_keys, c, keys)
-    timed(server.close_keys)
-    rosters = {c: timed(server.roster, c) for c in clients}
-    t_client = time.perf_counter()
-    bundles = {c: cl.shares(rosters[c]) for c, cl in clients.items()}
-    client_s = time.perf_counter() - t_client
-    for c, b in bundles.items():
-        down += pb.SecAggReply(roster=rosters[c]).ByteSize()
-        up += pb.SecAggRequest(round=1, shares=b).ByteSize()
-        timed(server.add_shares, c, b)
-    timed(server.close_shares)
-    for c, cl in clients.items():
-        inbox = timed(server.inbox, c)
-        down += pb.SecAggReply(inbox=inbox).ByteSize()
-        t0 = time.perf_counter()
-        cl.receive(inbox)
-        payload = cl.mask(vectors[c])
-        client_s += time.perf_counter() - t0
-        up += update_request(ClientResult(1, c, payload, 1, float("nan"), 0), SIZED_CHECKSUM).ByteSize()
-        timed(server.add_masked, c, payload)
-    timed(server.close_masked)
-    survivors = timed(server.survivors)
-    for c, cl in clients.items():
-        up += pb.SecAggRequest(round=1, await_survivors=True).ByteSize()
-        down += pb.SecAggReply(survivors=survivors).ByteSize()
-        if c in drop:
-            continue
-        bundle = cl.unmask(survivors)
-        up += pb.SecAggRequest(round=1, unmask=bundle).ByteSize()
-        down += pb.SecAggReply(done=True).ByteSize()
-        timed(server.add_unmask, c, bundle)
-    total = timed(server.total)
-    assert np.array_equal(total.total, sum(fld.from_field(v) for v in vectors.values()))
+    up = run.bytes_up + sum(request_bytes(y) for y in run.payloads.values())
     t0 = time.perf_counter()
     plain = np.zeros(length, np.uint64)
     for v in vectors.values():
         plain = fld.add(plain, v)
     plain_s = time.perf_counter() - t0
-    plain_up = sum(update_request(ClientResult(1, c, fld.pack(v), 1, float("nan"), 0), SIZED_CHECKSUM).ByteSize()
-                   for c, v in vectors.items())
     # private seed choice instead of shared seeds: the same protocol around a dense K-vector (FedKSeed's K = 4096)
-    extra = (update_request(ClientResult(1, 0, bytes(4 * DENSE_K), 1, float("nan"), 0), SIZED_CHECKSUM).ByteSize()
-             - update_request(ClientResult(1, 0, bytes(4 * length), 1, float("nan"), 0), SIZED_CHECKSUM).ByteSize())
+    extra = request_bytes(bytes(4 * DENSE_K)) - request_bytes(bytes(4 * length))
     return {"clients": n, "graph": "complete" if not k or k >= n - 1 else f"k={k}", "bytes_up_per_client": up / n,
-            "dense_k_bytes_up_per_client": up / n + extra,
-            "bytes_down_per_client": down / n, "plain_bytes_up_per_client": plain_up / n,
-            "coordinator_s": coordinator_s, "plain_sum_s": plain_s, "client_s_each": client_s / n}
+            "dense_k_bytes_up_per_client": up / n + extra, "bytes_down_per_client": run.bytes_down / n,
+            "plain_bytes_up_per_client": sum(request_bytes(fld.pack(v)) for v in vectors.values()) / n,
+            "coordinator_s": run.coordinator_s, "plain_sum_s": plain_s, "client_s_each": run.clients_s / n}
 
 
 def main() -> None:

@@ -143,7 +143,8 @@ class PrivateRun:
         if len(vectors) < self.sec.min_clients:
             return SecureSum([], np.zeros(0, np.int64), ""), (0, 0)
         if self.sec.secure_aggregation:
-            ssum, payloads, up, down = run_locally(self.params(run_id, plan), vectors)
+            local = run_locally(self.params(run_id, plan), vectors)
+            ssum, payloads, up, down = local.sum, local.payloads, local.bytes_up, local.bytes_down
         else:
             ssum, payloads, up, down = self.plain_sum(vectors), {c: fld.pack(v) for c, v in vectors.items()}, 0, 0
         up += sum(update_request(masked_result(plan.round, c, p), SIZED_CHECKSUM).ByteSize()

@@ -70,7 +70,7 @@ class PrivateRounds:
             q = fld.from_field(fld.unpack(payload, private.length))
         except ValueError as e:
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, f"payload refused: {e}") from None
-        if sum(int(v) * int(v) for v in q) > private.quantizer.levels ** 2:
+        if not private.quantizer.within(q):
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, "payload refused: the vector is beyond privacy.clip")
 
     # ---- the stages over time ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from fedseed.server.config import load_server_config
 from fedseed.transport import method_path
 from fedseed.v1 import coordinator_pb2 as pb
 
+BUILDING = threading.Lock()  # the tiny model is initialised from torch's global generator: one build at a time
+
 
 class ServerThread:
     def __init__(self, config: str, overrides: list[str]) -> None:

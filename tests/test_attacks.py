@@ -9,11 +9,9 @@ the honest round moved them."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
-from inprocess import ServerThread, run_in_threads
+from inprocess import BUILDING, ServerThread, run_in_threads
 
 from fedseed.attacks import make_malicious
 from fedseed.client.config import load_client_config
@@ -38,7 +36,6 @@ ATTACKER, ACCOMPLICE = 4, 1
 BOUNDED = 2.0
 
 
-BUILDING = threading.Lock()  # the tiny model is initialised from torch's global generator: one build at a time
 
 
 class ThreadEdge(EdgeClient):

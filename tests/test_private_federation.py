@@ -6,12 +6,11 @@ and the round still applies the exact sum of all ten; every party ends bit-ident
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
-from inprocess import ServerThread, run_in_threads
+from inprocess import BUILDING, ServerThread, run_in_threads
 
 from fedseed.client.config import load_client_config
 from fedseed.client.edge import EdgeClient
@@ -30,7 +29,6 @@ SETTINGS = ["run.rounds=2", "federation.num_clients=10", "federation.clients_per
             "server.linger_s=1", "strategy.shared_seeds=true", "privacy.secure_aggregation=true",
             "privacy.clip=5.0", "privacy.stage_timeout_s=8"]
 CURIOUS, DROPPERS = 0, (3, 5, 8)
-BUILDING = threading.Lock()  # the tiny model is initialised from torch's global generator: one build at a time
 
 
 class RecordingEdge(EdgeClient):

@@ -50,10 +50,14 @@ class Quantizer:
     def quantize(self, values: np.ndarray) -> np.ndarray:
         """The clipped vector as int64 of L2 norm <= levels (checked in exact integer arithmetic)."""
         q = np.trunc(self.clip_vector(values) * (self.levels / self.clip)).astype(np.int64)
-        while sum(int(v) * int(v) for v in q) > self.levels * self.levels:  # float rounding, at most a few units
+        while not self.within(q):  # float rounding, at most a few units
             k = int(np.argmax(np.abs(q)))
             q[k] -= np.sign(q[k])
         return q
+
+    def within(self, q: np.ndarray) -> bool:
+        """Whether integers are within the clip: L2 norm <= levels, checked in exact integer arithmetic."""
+        return sum(int(v) * int(v) for v in q) <= self.levels * self.levels
 
     def dequantize(self, total: np.ndarray) -> np.ndarray:
         """Signed integers (a sum of quantized vectors) back to the scale of the scalars."""

@@ -17,6 +17,8 @@ client refuses a request that would unmask a sum over fewer than ``min_clients``
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +76,14 @@ def _roster_keys(roster: pb.Roster) -> dict[int, pb.SecAggKeys]:
             crypto.check_public(entry.keys.mask_key, "mask_key")
         out[entry.client] = entry.keys if entry.HasField("keys") else None
     return out
+
+
+def _keep_once(store: dict, client: int, message: object, what: str,
+               same: Callable[[object, object], bool] = operator.eq) -> None:
+    """Take a client's message for a stage; a repeat (a retry) must be the same message, never another."""
+    if client in store and not same(store[client], message):
+        raise ProtocolError(f"client {client} already sent {what} for this round")
+    store[client] = message
 
 
 class SecAggClient:
@@ -210,9 +220,7 @@ class SecAggServer:
             raise ProtocolError(f"client {client} is not drawn for round {self.params.round}")
         crypto.check_public(keys.cipher_key, "cipher_key")
         crypto.check_public(keys.mask_key, "mask_key")
-        if client in self.keys and self.keys[client] != keys:
-            raise ProtocolError(f"client {client} already advertised other keys for this round")
-        self.keys[client] = keys
+        _keep_once(self.keys, client, keys, "other keys")
 
     def close_keys(self) -> None:
         self._expect("keys")
@@ -241,9 +249,7 @@ class SecAggServer:
                                 f"{self.graph[client]}, got recipients {sorted(to)}")
         if any(len(s.ciphertext) != CIPHERTEXT_BYTES for s in bundle.shares):
             raise ProtocolError(f"every encrypted share is {CIPHERTEXT_BYTES} bytes")
-        if client in self.bundles and self.bundles[client] != bundle:
-            raise ProtocolError(f"client {client} already sent other shares for this round")
-        self.bundles[client] = bundle
+        _keep_once(self.bundles, client, bundle, "other shares")
 
     def close_shares(self) -> None:
         self._expect("shares")
@@ -273,9 +279,7 @@ class SecAggServer:
             y = fld.unpack(payload, self.params.length)
         except ValueError as e:
             raise ProtocolError(str(e)) from None
-        if client in self.masked and not np.array_equal(self.masked[client], y):
-            raise ProtocolError(f"client {client} already submitted another vector for this round")
-        self.masked[client] = y
+        _keep_once(self.masked, client, y, "another vector", np.array_equal)
 
     def close_masked(self) -> None:
         self._expect("masked")
@@ -303,9 +307,7 @@ class SecAggServer:
         owners = [s.owner for s in bundle.shares]
         if sorted(owners) != sorted(wanted) or any(len(s.share) != crypto.SECRET_BYTES for s in bundle.shares):
             raise ProtocolError(f"client {client} must send one 16-byte share for each of {sorted(wanted)}")
-        if client in self.unmasks and self.unmasks[client] != bundle:
-            raise ProtocolError(f"client {client} already sent other shares for this round")
-        self.unmasks[client] = bundle
+        _keep_once(self.unmasks, client, bundle, "other unmasking shares")
 
     def total(self) -> SecureSum:
         """Close the round: rebuild the secrets, remove every mask, return the sum (or why it failed)."""
