@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from federation import LiveFederation
@@ -129,6 +130,23 @@ def test_coordinator_killed_mid_round_resumes_from_sqlite(tmp_path):
     assert all(fed.client_summary(i)["final_checksum"] == summary["final_checksum"] for i in range(fed.n))
 
 
+def stop_before_it_submits(fed: LiveFederation, client: int) -> int:
+    """Freeze `client` at a moment it has not yet sent its result for the open round; return that round.
+
+    A fast client may already have submitted the next round when round 1 lands, so it is frozen, checked,
+    and let go for one more round when its result is in.
+    """
+    pid = fed.clients[client].pid
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.3)  # a result already on the wire reaches the log
+        open_round = fed.last_round() + 1
+        if not fed.query(f"SELECT 1 FROM pending WHERE round = {open_round} AND client = {client}"):
+            return open_round
+        os.kill(pid, signal.SIGCONT)
+        fed.wait_until(lambda r=open_round: fed.last_round() >= r, what=f"round {open_round}")
+
+
 def test_killed_client_is_dropped_at_deadline_then_catches_up(tmp_path):
     overrides = ["run.rounds=6", "federation.clients_per_round=4", "strategy.local_steps=8",
                  "server.min_clients=3", "server.quorum=3", "server.round_deadline_s=12",
@@ -139,16 +157,17 @@ def test_killed_client_is_dropped_at_deadline_then_catches_up(tmp_path):
         for i in range(fed.n):
             fed.start_client(i)
         fed.wait_until(lambda: fed.last_round() >= 1, what="round 1")
-        os.kill(fed.clients[3].pid, signal.SIGKILL)  # mid-round 2: it has not submitted yet
+        target = stop_before_it_submits(fed, 3)
+        os.kill(fed.clients[3].pid, signal.SIGKILL)
         fed.clients[3].wait()
         del fed.clients[3]
-        fed.wait_until(lambda: fed.last_round() >= 3, what="round 3 without client 3")
+        fed.wait_until(lambda: fed.last_round() >= target + 1, what=f"round {target + 1} without client 3")
         fed.start_client(3)
         summary = fed.finish()
         rows = {r[0]: r[1] for r in fed.query("SELECT round, metrics FROM rounds")}
     finally:
         fed.stop()
-    m2 = json.loads(rows[2])
+    m2 = json.loads(rows[target])
     assert m2["dropped"] == [3] and m2["clients"] == 3 and m2["wall_s"] >= 12  # closed at the deadline
     # (on a loaded machine the others may miss it too: then the round is drawn again without client 3)
     assert list(m2["why_dropped"]) == ["3"] and m2["why_dropped"]["3"].startswith("no result")
