@@ -74,3 +74,19 @@ def smollm2_batch(rows: int = 8, tokens: int = 128, device: str = "cpu") -> tupl
     batch = objective.encode(examples)
     assert tuple(batch.input_ids.shape) == (rows, tokens), batch.input_ids.shape
     return lm.model, objective, batch
+
+
+def llama_1b(seed: int = 0):
+    """A randomly initialised Llama of TinyLlama-1.1B's shape (1.1B weights), fp32, built from its config."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                      num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
+                      tie_word_embeddings=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(torch.float32).eval()

@@ -85,7 +85,11 @@ class EdgeClient(PrivateSubmission):
                             f"{msg.checksum.hex()}: stopping rather than training on a forked state")
 
     def catch_up(self) -> None:
-        for msg in self.session.stream("SyncLog", pb.SyncRequest(from_round=self.applied, merged=True)):
+        # a compact state rounds each round's coefficients per exponent class, so it cannot take the coordinator's
+        # sums in 2**-56 units: it asks for the rounds one by one (a few seeds each, smaller than a K-vector for
+        # FedKSeed unless it was away for hundreds of rounds)
+        merged = self.fed.state.format != "compact"
+        for msg in self.session.stream("SyncLog", pb.SyncRequest(from_round=self.applied, merged=merged)):
             self.apply(msg)
 
     # ---- the loop ----------------------------------------------------------------------------------------

@@ -10,14 +10,17 @@ from collections.abc import Callable
 import numpy as np
 
 from fedseed.codecs import decode, encode
+from fedseed.directions import MAX_ABS_COEF
 from fedseed.strategies.base import ClientResult, LocalContext, RoundPlan, Strategy
 
 MODES = ("inflate", "flip", "at_clip")
 INFLATED = 1 << 40  # the largest num_samples a coordinator accepts
 
 
-def corrupt(result: ClientResult, mode: str, strategy: Strategy, lr: float) -> ClientResult:
-    """inflate: weight 2^40 and every scalar at the largest magnitude the state's bound lets through, against
+def corrupt(result: ClientResult, mode: str, strategy: Strategy, lr: float, reach: float = MAX_ABS_COEF
+            ) -> ClientResult:
+    """inflate: weight 2^40 and every scalar at the largest magnitude the state's bound lets through (a step of
+    `reach`: the coefficient bound, or less where the state holds less, as the compact state's int32 does), against
     its honest sign; flip: the honest scalars negated, with the inflated weight; at_clip: every scalar at the
     largest magnitude the run's bounds let through (robust.clip, else its share of the norm bound, estimated
     from the attacker's own honest norm) against its sign."""
@@ -26,7 +29,7 @@ def corrupt(result: ClientResult, mode: str, strategy: Strategy, lr: float) -> C
     sign = np.where(g >= 0, 1.0, -1.0)
     robust = strategy.run.robust
     if mode == "inflate":
-        bad, n = -sign * 0.99 / lr, INFLATED
+        bad, n = -sign * 0.99 * reach / lr, INFLATED
     elif mode == "flip":
         bad, n = -g, INFLATED
     elif mode == "at_clip":  # as large as the bounds let through, as far as the attacker can tell

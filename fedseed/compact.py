@@ -29,6 +29,7 @@ import torch
 from fedseed import compact_kernels as ck
 from fedseed.directions import DELTA_SHIFT, DirectionEngine, coef_to_int
 from fedseed.layout import Layout
+from fedseed.streaming import CHUNK_ELEMENTS, Streamer, placeholder
 
 if TYPE_CHECKING:
     from fedseed.strategies.base import GlobalUpdate
@@ -37,6 +38,9 @@ HEADROOM_BITS = 29  # the base's largest |q| is below 2**29
 MAX_EXPONENT = 30  # a zero or tiny tensor still has 2**31 * 2**-30 = 2.0 of range
 Q_LIMIT = 2**31 - 1
 CONVERT_CHUNK = 1 << 20
+# what a coordinator without the model lets the run's coefficients sum to, in 2**-56 units: every class can grow
+# by (2**31 - 2**29) * 2**-30 = 1.5 at least; 1.4 leaves the class rounding (half a unit per seed) room too
+LOG_ONLY_ROOM = int(1.4 * 2**56)
 
 
 def exponent_for(max_abs: float) -> int:
@@ -68,35 +72,49 @@ class CompactState:
     format = "compact"
 
     def __init__(self, model: torch.nn.Module, layout: Layout, engine: DirectionEngine,
-                 compute_dtype: torch.dtype = torch.float32) -> None:
+                 compute_dtype: torch.dtype = torch.float32, chunk_elements: int = CHUNK_ELEMENTS) -> None:
         params = dict(model.named_parameters())
         self.model, self.layout, self.engine, self.compute_dtype = model, layout, engine, compute_dtype
         device = next(iter(params.values())).device
-        self.q = torch.zeros(layout.size, dtype=torch.int32, device=device)
+        # empty, not zeros: pages are touched slot by slot as the base copy is freed, so loading never holds both
+        self.q = torch.empty(layout.size, dtype=torch.int32, device=device)
         self.exponents: list[int] = []
         self.base_rounded = 0  # base weights not representable exactly (rounded to the slot's unit)
+        # one set of conversion buffers for every slot: no temporaries the size of a tensor, and no churn of
+        # freed chunks for the allocator to keep (they would stay in the process's RSS)
+        buffers = (torch.empty(CONVERT_CHUNK, dtype=torch.float64, device=device),
+                   torch.empty(CONVERT_CHUNK, dtype=torch.float64, device=device),
+                   torch.empty(CONVERT_CHUNK, dtype=torch.bool, device=device))
         for slot in layout.slots:
             p = params[slot.name]
-            s = exponent_for(float(p.detach().abs().max()) if p.numel() else 0.0)
+            values = p.detach().reshape(-1)
+            s = exponent_for(_max_abs(values))
             self.exponents.append(s)
-            self._convert(p.detach().reshape(-1), slot.offset, s)
+            self._convert(values, slot.offset, s, buffers)
+            self.q[slot.offset + slot.numel:slot.offset + slot.padded] = 0
+            p.data = placeholder(slot.shape, compute_dtype, device)  # the base copy goes now: peak = model + q
         self.segments = self._segments()
         self.bounds = {s: self._exact_max(s) for s in set(self.exponents)}  # an upper bound of |q| per class
         self.perturbation: tuple[int, float] | None = None
         self.journal: list[tuple[int, int]] = []  # local steps (seed, coef_int), undone by restore()
         self._saved_bounds: dict[int, int] | None = None
-        self._streamer = _Streamer(self, params)
+        self._streamer = Streamer(self, params, chunk_elements)
 
     @property
     def device(self) -> torch.device:
         return self.q.device
 
-    def _convert(self, values: torch.Tensor, offset: int, exponent: int) -> None:
+    def _convert(self, values: torch.Tensor, offset: int, exponent: int, buffers: tuple[torch.Tensor, ...]) -> None:
+        scaled, rounded, differs = buffers
         for lo in range(0, values.numel(), CONVERT_CHUNK):
-            v = values[lo:lo + CONVERT_CHUNK].to(torch.float64) * 2.0**exponent  # exact: a power of two
-            r = torch.round(v)
-            self.base_rounded += int((r != v).sum())
-            self.q[offset + lo:offset + lo + r.numel()] = r.to(torch.int32)
+            chunk = values[lo:lo + CONVERT_CHUNK]
+            n = chunk.numel()
+            v, r, d = scaled[:n], rounded[:n], differs[:n]
+            v.copy_(chunk).mul_(2.0**exponent)  # exact: a power of two
+            torch.round(v, out=r)
+            torch.ne(r, v, out=d)
+            self.base_rounded += int(d.sum())
+            self.q[offset + lo:offset + lo + n].copy_(r)
 
     def _segments(self) -> list[Segment]:
         out: list[Segment] = []
@@ -109,20 +127,26 @@ class CompactState:
         return out
 
     def _exact_max(self, exponent: int) -> int:
-        return max((int(self.q[g.lo:g.hi].abs().max()) for g in self.segments if g.exponent == exponent),
-                   default=0)
+        return max((_max_abs(self.q[g.lo:g.hi]) for g in self.segments if g.exponent == exponent), default=0)
 
-    def _make_room(self, growth: dict[int, int]) -> bool:
+    def _make_room(self, growth: dict[int, int], commit: bool = True) -> bool:
         """True when every class can grow by `growth` without leaving int32 (re-measuring a class whose running
-        bound says no); the bounds then include the growth."""
+        bound says no); with commit, the bounds then include the growth."""
         for s, g in growth.items():
             if self.bounds[s] + g > Q_LIMIT:
                 self.bounds[s] = self._exact_max(s)
                 if self.bounds[s] + g > Q_LIMIT:
                     return False
-        for s, g in growth.items():
-            self.bounds[s] += g
+        if commit:
+            for s, g in growth.items():
+                self.bounds[s] += g
         return True
+
+    def room(self) -> dict[int, int]:
+        return dict(self.bounds)
+
+    def set_room(self, room: dict[int, int]) -> None:
+        self.bounds = dict(room)
 
     # --- local work -----------------------------------------------------------------------------------
     def perturb(self, seed: int, scale: float, kind: str) -> None:
@@ -136,7 +160,10 @@ class CompactState:
     def step(self, seed: int, coef: float, kind: str) -> bool:
         """Local step q += coef z(seed), journaled; False (nothing changed) if it would leave int32's range."""
         _check_kind(kind)
-        c = coef_to_int(coef, kind)
+        try:
+            c = coef_to_int(coef, kind)
+        except ValueError:  # not finite, or beyond any sane step
+            return False
         per_class = {s: round_coef(c, s) for s in self.bounds}
         if self._saved_bounds is None:
             self._saved_bounds = dict(self.bounds)
@@ -149,6 +176,11 @@ class CompactState:
     def _add_seed(self, seed: int, per_class: dict[int, int]) -> None:
         for g in self.segments:
             ck.add_one(self.q[g.lo:g.hi], g.lo, seed, per_class[g.exponent], self.engine.backend)
+
+    def unperturb_and_step(self, seed: int, eps: float, coef: float, kind: str) -> bool:
+        """From the -eps z perturbation back to none, then the local step coef z (False: it could not fit)."""
+        self.perturb(seed, eps, kind)
+        return self.step(seed, coef, kind) if coef else True
 
     def restore(self) -> None:
         """Discard local work exactly: subtract the journaled steps, drop the perturbation."""
@@ -165,39 +197,56 @@ class CompactState:
         """q += sum_k round_s(coef_k) z(seed_k) (on [start_k, stop_k) when given), local work discarded first.
         Raises ValueError, state unchanged, if some weight could leave int32's range."""
         _check_kind(kind)
-        work: dict[tuple[int, int, int], dict[int, int]] = {}
-        for k, (seed, c) in enumerate(zip(seeds.tolist(), coef_ints.tolist())):
-            per_class = work.setdefault(self._key(seed, k, starts, stops), {})
-            for s in self.bounds:
-                per_class[s] = per_class.get(s, 0) + round_coef(int(c), s)
-        self._apply(work)
+        self._apply(self._work([(seeds, coef_ints, starts, stops)]))
 
     def apply_rounds(self, updates: list[GlobalUpdate]) -> None:
         """Many rounds' seed updates in one pass, bit-identical to applying them one by one: the rounded
         coefficients of each (seed, range) are summed per exponent class (summing first would round
         differently)."""
-        work: dict[tuple[int, int, int], dict[int, int]] = {}
         for u in updates:
             _check_kind(u.kind)
-            for k, (seed, c) in enumerate(zip(u.seeds.tolist(), u.coef_ints().tolist())):
-                per_class = work.setdefault(self._key(seed, k, u.starts, u.stops), {})
+        self._apply(self._work(updates))
+
+    def _work(self, parts: list) -> dict[tuple[int, int, int], dict[int, int]]:
+        """(seed, lo, hi) -> exponent -> the sum of the class-rounded coefficients; parts are updates or
+        (seeds, coef_ints, starts, stops) tuples."""
+        work: dict[tuple[int, int, int], dict[int, int]] = {}
+        for part in parts:
+            seeds, coefs, starts, stops = ((part.seeds, part.coef_ints(), part.starts, part.stops)
+                                           if hasattr(part, "coef_ints") else part)
+            for k, (seed, c) in enumerate(zip(seeds.tolist(), coefs.tolist())):
+                per_class = work.setdefault(self._key(seed, k, starts, stops), {})
                 for s in self.bounds:
                     per_class[s] = per_class.get(s, 0) + round_coef(int(c), s)
-        self._apply(work)
+        return work
 
     def _key(self, seed: int, k: int, starts: np.ndarray | None, stops: np.ndarray | None) -> tuple[int, int, int]:
         lo = 0 if starts is None else int(starts[k])
         hi = self.layout.size if stops is None else int(stops[k])
         return int(seed), lo, hi
 
+    def has_room(self, update: GlobalUpdate) -> bool:
+        """Whether the update fits int32 on every weight (what the coordinator checks before recording it)."""
+        if update.dense is not None or update.kind != "rademacher":
+            return True  # refused with its own message when applied
+        work = self._work([update])
+        return self._make_room(self._growth(work, self._hits(work)), commit=False)
+
+    def _hits(self, work: dict) -> list[tuple[Segment, tuple[int, int, int], int, int]]:
+        return [(g, key, a, b) for g in self.segments for key in work
+                if (a := max(key[1], g.lo)) < (b := min(key[2], g.hi))]
+
+    @staticmethod
+    def _growth(work: dict, hits: list) -> dict[int, int]:
+        growth: dict[int, int] = {}
+        for exponent, key in {(g.exponent, key) for g, key, _, _ in hits}:  # a weight is in one segment only
+            growth[exponent] = growth.get(exponent, 0) + abs(work[key][exponent])
+        return growth
+
     def _apply(self, work: dict[tuple[int, int, int], dict[int, int]]) -> None:
         self.restore()
-        hits = [(g, key, a, b) for g in self.segments for key in work
-                if (a := max(key[1], g.lo)) < (b := min(key[2], g.hi))]
-        growth: dict[int, int] = {}
-        for g, key, _, _ in hits:
-            growth[g.exponent] = growth.get(g.exponent, 0) + abs(work[key][g.exponent])
-        if not self._make_room(growth):
+        hits = self._hits(work)
+        if not self._make_room(self._growth(work, hits)):
             raise ValueError("update would take a weight past the compact state's int32 range: "
                              "coefficients are far too large")
         by_range: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
@@ -254,77 +303,15 @@ class CompactState:
         return {slot.name: 2.0**-s for slot, s in zip(self.layout.slots, self.exponents)}
 
 
+def _max_abs(t: torch.Tensor) -> float | int:
+    """max |t| without a temporary the size of t."""
+    if not t.numel():
+        return 0
+    lo, hi = torch.aminmax(t)
+    return max(-lo.item(), hi.item())
+
+
 def _check_kind(kind: str) -> None:
     if kind != "rademacher":
         raise ValueError(f"the compact state takes rademacher directions only, not {kind!r} "
                          "(set model.state = \"wide\" for gaussian directions)")
-
-
-class _Streamer:
-    """Forward hooks that give each module owning trainable parameters its computed weights for one call."""
-
-    def __init__(self, state: CompactState, params: dict[str, torch.nn.Parameter]) -> None:
-        self.state = state
-        slot_of = {id(params[s.name]): (i, s) for i, s in enumerate(state.layout.slots)}
-        self.owners: dict[torch.nn.Module, list[tuple[torch.nn.Parameter, int]]] = {}
-        for module in state.model.modules():
-            own = [(p, slot_of[id(p)][0]) for p in module.parameters(recurse=False) if id(p) in slot_of]
-            if own:
-                self.owners[module] = own
-        for module in self.owners:
-            for child in module.modules():
-                if child is not module and child in self.owners:
-                    raise ValueError("a module owning trainable weights contains another: the compact state "
-                                     "streams one module at a time (use model.state = \"wide\")")
-        size = max(sum(state.layout.slots[i].padded for _, i in own) for own in self.owners.values())
-        self.scratch = torch.empty(size, dtype=state.compute_dtype, device=state.device)
-        self.placeholders = {id(p): torch.full((), math.nan, dtype=state.compute_dtype,
-                                               device=state.device).expand(p.shape)
-                             for own in self.owners.values() for p, _ in own}
-        self.handles: list = []
-        self._release_all()
-        self._install()
-
-    def _install(self) -> None:
-        for module in self.owners:
-            self.handles.append(module.register_forward_pre_hook(self._fill))
-            self.handles.append(module.register_forward_hook(self._release))
-
-    def _fill(self, module: torch.nn.Module, args: tuple) -> None:
-        if torch.is_grad_enabled():
-            raise RuntimeError("the compact state streams weights for forwards without autograd only "
-                               "(run under torch.no_grad or torch.inference_mode)")
-        cursor = 0
-        for p, i in self.owners[module]:
-            slot = self.state.layout.slots[i]
-            buf = self.scratch[cursor:cursor + slot.padded]
-            self.state.weights(slot.offset, slot.offset + slot.padded, self.state.perturbation, buf)
-            p.data = buf[:slot.numel].view(slot.shape)
-            cursor += slot.padded
-
-    def _release(self, module: torch.nn.Module, args: tuple, output: object) -> None:
-        for p, _ in self.owners[module]:
-            p.data = self.placeholders[id(p)]
-
-    def _release_all(self) -> None:
-        for own in self.owners.values():
-            for p, _ in own:
-                p.data = self.placeholders[id(p)]
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
-        held = []
-        try:
-            for own in self.owners.values():
-                for p, i in own:
-                    slot = self.state.layout.slots[i]
-                    w = self.state.weights(slot.offset, slot.offset + slot.padded)
-                    p.data = w[:slot.numel].view(slot.shape)
-                    held.append(w)
-            yield
-        finally:
-            self._release_all()
-            self._install()

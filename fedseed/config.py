@@ -33,6 +33,7 @@ class ModelSection:
     device: str = "cpu"
     max_length: int = 128
     threads: int = 0  # 0 = torch's default
+    state: str = "auto"  # compact (int32, streamed) | wide (fp32 + fp32 base + int64) | auto: compact where it can
 
 
 @dataclass
@@ -143,6 +144,7 @@ def validate(cfg: Config) -> None:
         check_private_run(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    resolve_state_format(cfg)
     if cfg.robust.rule != "mean" and not strategy_class(cfg.strategy.name).shares_seeds(cfg.strategy):
         raise ConfigError(f"config key 'robust.rule': {cfg.robust.rule} is coordinate-wise, so it needs seeds shared "
                           f"by a round's clients; strategy {cfg.strategy.name} gives each client its own (use "
@@ -184,6 +186,23 @@ def validate(cfg: Config) -> None:
     name = cfg.model.name
     if name not in ("tiny-random-llama", "smollm2-135m-instruct") and not pathlib.Path(name).is_dir():
         raise ConfigError(f"config key 'model.name': {name!r} is neither a built-in model nor a folder")
+
+
+def resolve_state_format(cfg: Config) -> None:
+    """model.state = auto becomes compact for zeroth-order strategies on rademacher directions, wide otherwise;
+    an explicit compact that cannot work is refused with the reason."""
+    first_order = strategy_class(cfg.strategy.name).first_order
+    rademacher = cfg.strategy.direction == "rademacher"
+    if cfg.model.state == "auto":
+        cfg.model.state = "compact" if rademacher and not first_order else "wide"
+    elif cfg.model.state == "compact" and first_order:
+        raise ConfigError(f"config key 'model.state': compact streams weights into forwards without autograd; "
+                          f"strategy {cfg.strategy.name} trains with backpropagation (use 'wide')")
+    elif cfg.model.state == "compact" and not rademacher:
+        raise ConfigError("config key 'model.state': compact takes rademacher directions only "
+                          "(strategy.direction = 'rademacher', or model.state = 'wide')")
+    elif cfg.model.state not in ("compact", "wide"):
+        raise ConfigError(f"config key 'model.state' must be 'auto', 'compact' or 'wide', got {cfg.model.state!r}")
 
 
 def load_config(path: str, overrides: list[str] | None = None) -> Config:

@@ -21,7 +21,7 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
 from fedseed.objective import Batch, LossFn, Objective
 from fedseed.seeds import derive
-from fedseed.state import FlatState
+from fedseed.state import ModelState, build_state
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, RunSetup, Strategy
 
@@ -32,7 +32,7 @@ class Federation:
 
     cfg: Config
     lm: LoadedModel
-    state: FlatState
+    state: ModelState
     objective: Objective
     dataset: Dataset
     shards: list[np.ndarray]
@@ -122,7 +122,7 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     trainable = {s.name for s in layout.slots}
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)
-    state = FlatState(lm.model, layout, DirectionEngine(cfg.model.backend))
+    state = build_state(cfg.model.state, lm.model, layout, DirectionEngine(cfg.model.backend))
     ds, train_idx, eval_idx = split_data(cfg, data, eval_data)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
     objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Iterable
 
-import numpy as np
 import torch
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
-from fedseed.roundlog import RoundLog, merged_seed_coefs
-from fedseed.state import FlatState
+from fedseed.roundlog import RoundLog
+from fedseed.state import ModelState, build_state, state_format
 from fedseed.strategies.base import GlobalUpdate
 
 
-def catch_up(state: FlatState, updates: Iterable[GlobalUpdate]) -> None:
+def catch_up(state: ModelState, updates: Iterable[GlobalUpdate]) -> None:
     """Apply many rounds at once: seed updates merged per (seed, range), dense ones summed as they stream by (each
     is a whole model); bit-identical to applying them one by one because the state is exact fixed point."""
     seeded = []
@@ -26,26 +25,23 @@ def catch_up(state: FlatState, updates: Iterable[GlobalUpdate]) -> None:
         else:
             state.add_dense(torch.from_numpy(u.dense))
     if seeded:
-        kind, merged = merged_seed_coefs(seeded)
-        state.apply_seeds(np.asarray([m[0] for m in merged], np.int64), np.asarray([m[3] for m in merged], np.int64),
-                          kind, np.asarray([m[1] if m[1] >= 0 else 0 for m in merged], np.int64),
-                          np.asarray([m[2] if m[2] >= 0 else state.layout.size for m in merged], np.int64))
+        state.apply_rounds(seeded)
     else:
-        state.restore()  # apply_seeds re-materialises already; one pass over the weights is enough
+        state.restore()  # apply_rounds re-materialises already; one pass over the weights is enough
 
 
-def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") -> tuple[LoadedModel, FlatState]:
+def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") -> tuple[LoadedModel, ModelState]:
     """The run's base model with its flat state at round 0, after checking the layout fingerprint."""
     cfg = log.meta("config")
     lm = load_model(cfg["model"]["name"], device)
     layout = build_layout(lm.model, cfg["model"]["trainable"] or None, model_checksum(lm.model))
     if layout.fingerprint() != log.meta("fingerprint"):
         raise ValueError("the base model's layout fingerprint differs from the run's: wrong model or weights")
-    return lm, FlatState(lm.model, layout, DirectionEngine(backend))
+    return lm, build_state(state_format(cfg), lm.model, layout, DirectionEngine(backend))
 
 
 def materialize_round(log: RoundLog, round_idx: int, backend: str = "compiled",
-                      device: str = "cpu") -> tuple[LoadedModel, FlatState]:
+                      device: str = "cpu") -> tuple[LoadedModel, ModelState]:
     last = log.last_round()
     if not 0 <= round_idx <= last:
         raise ValueError(f"round {round_idx} is outside the log's rounds 0..{last}")
@@ -65,11 +61,12 @@ def export_checkpoint(run: str, round_idx: int | None, out: str, overwrite: bool
     log = RoundLog.open_existing(run)
     try:
         r = log.last_round() if round_idx is None else round_idx
-        lm, _ = materialize_round(log, r)
+        lm, state = materialize_round(log, r)
     finally:
         log.close()
-    for p in lm.model.parameters():
-        p.data = p.data.clone()  # views into one flat buffer share storage, which safetensors refuses
-    lm.model.save_pretrained(target)
+    with state.resident():
+        for p in lm.model.parameters():
+            p.data = p.data.clone()  # views into one flat buffer share storage, which safetensors refuses
+        lm.model.save_pretrained(target)
     lm.tokenizer.save_pretrained(target)
     return target

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedseed import wire
+from fedseed.compact import LOG_ONLY_ROOM
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.guard import DivergenceGuard
@@ -29,7 +30,7 @@ from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
 from fedseed.secagg.protocol import SecureSum
 from fedseed.seeds import sample_clients
-from fedseed.state import DELTA_BOUND_LIMIT, FlatState, seed_growth
+from fedseed.state import DELTA_BOUND_LIMIT, ModelState, seed_growth
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strategy
 
 MAX_SAMPLES = 1 << 40
@@ -61,7 +62,7 @@ class RoundMachine:
     """One run's round rules. ``state`` and ``evaluate`` belong to the party holding the model (a simulation's
     driver, a coordinator with hold_model); a log-only coordinator passes None and learns checksums elsewhere."""
 
-    def __init__(self, cfg: Config, strategy: Strategy, log: RoundLog, state: FlatState | None = None,
+    def __init__(self, cfg: Config, strategy: Strategy, log: RoundLog, state: ModelState | None = None,
                  evaluate: Callable[[], dict[str, float]] | None = None,
                  guard_loss: Callable[[], float] | None = None) -> None:
         self.cfg, self.strategy, self.log = cfg, strategy, log
@@ -123,7 +124,12 @@ class RoundMachine:
             where = "" if update.pool_indices is None else f" (pool index {update.pool_indices[k]})"
             raise ValueError(f"the round's coefficient on seed {update.seeds[k]}{where} would be {update.coefs[k]:.4g}"
                              f", beyond the bound {MAX_ABS_COEF} (the sum of this result's scalars on one seed)")
-        if self.delta_bound + self.growth(update) >= DELTA_BOUND_LIMIT:
+        if self.state is not None and self.state.format == "compact":
+            fits = self.state.has_room(update)  # exact: every party holds the same integers
+        else:
+            limit = DELTA_BOUND_LIMIT if self.cfg.model.state == "wide" else LOG_ONLY_ROOM
+            fits = self.delta_bound + self.growth(update) < limit
+        if not fits:
             raise ValueError("the update would take the fixed-point state past its bound (the run's coefficients "
                              "sum to more than the state can hold)")
 
@@ -202,9 +208,10 @@ class RoundMachine:
         if self.state is not None:
             if self.guard is not None:
                 self.guard.before()
+            room = self.state.room()
             self.strategy.apply(self.state, update)  # an empty round only re-materialises the weights
             if self.guard is not None and closed.reported():
-                self._judge(closed)
+                self._judge(closed, room)
             closed.checksum = self.state.checksum()
         self.strategy.observe(plan, closed.results)
         self.delta_bound += self.growth(closed.update)
@@ -214,7 +221,7 @@ class RoundMachine:
             closed.eval_s = round(time.time() - t0, 3)
         return closed
 
-    def _judge(self, closed: ClosedRound) -> None:
+    def _judge(self, closed: ClosedRound, room_before: object) -> None:
         verdict = self.guard.after()
         if not verdict:
             return
@@ -222,9 +229,11 @@ class RoundMachine:
         print(f"fedseed: round {closed.plan.round} flagged: {verdict}", file=sys.stderr)
         if self.cfg.robust.on_divergence != "rollback":
             return
-        bound = self.state.delta_bound
-        self.strategy.apply(self.state, closed.update.negated())  # integer arithmetic: exactly undone
-        self.state.delta_bound = bound
+        # integer arithmetic undoes it exactly, back to a state the room from before it describes (the
+        # running bound cannot see that the negated update shrinks what the update grew)
+        self.state.set_room(room_before)
+        self.strategy.apply(self.state, closed.update.negated())
+        self.state.set_room(room_before)
         self.guard.rolled_back()
         closed.refused |= {c: f"the round was rolled back ({verdict})" for c in closed.reported()}
         closed.results, closed.rolled_back = [], True

@@ -8,7 +8,10 @@ weights are always ``w = w0 + float32(delta) * 2**-56`` -- a pure function of (b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -16,6 +19,9 @@ import torch
 from fedseed import rng_spec
 from fedseed.directions import DELTA_SHIFT, DirectionEngine
 from fedseed.layout import Layout
+
+if TYPE_CHECKING:
+    from fedseed.strategies.base import GlobalUpdate
 
 Z_INT_MAX = {"rademacher": 1, "gaussian": int(np.abs(rng_spec.gauss_table()).max())}
 DELTA_BOUND_LIMIT = 2**62  # below int64's range with room for one more update's rounding
@@ -26,7 +32,32 @@ def seed_growth(coef_ints: np.ndarray, kind: str) -> int:
     return int(np.abs(coef_ints).sum()) * Z_INT_MAX[kind]
 
 
+class ModelState(Protocol):
+    """What strategies, the round machine and replay use of a state, wide or compact."""
+
+    format: str
+    model: torch.nn.Module
+    layout: Layout
+    engine: DirectionEngine
+
+    def perturb(self, seed: int, scale: float, kind: str) -> None: ...
+    def step(self, seed: int, coef: float, kind: str) -> bool: ...
+    def unperturb_and_step(self, seed: int, eps: float, coef: float, kind: str) -> bool: ...
+    def restore(self) -> None: ...
+    def apply_seeds(self, seeds: np.ndarray, coef_ints: np.ndarray, kind: str,
+                    starts: np.ndarray | None = None, stops: np.ndarray | None = None) -> None: ...
+    def apply_rounds(self, updates: list[GlobalUpdate]) -> None: ...
+    def apply_dense(self, update: torch.Tensor) -> None: ...
+    def add_dense(self, update: torch.Tensor) -> None: ...
+    def checksum(self) -> str: ...
+    def room(self) -> Any: ...
+    def set_room(self, room: Any) -> None: ...
+    def resident(self) -> contextlib.AbstractContextManager[None]: ...
+
+
 class FlatState:
+    format = "wide"
+
     def __init__(self, model: torch.nn.Module, layout: Layout, engine: DirectionEngine) -> None:
         params = dict(model.named_parameters())
         device = next(iter(params.values())).device
@@ -52,6 +83,47 @@ class FlatState:
     def restore(self) -> None:
         """Discard local work: w = w0 + delta."""
         self.engine.materialize(self.w, self.w0, self.delta)
+
+    def perturb(self, seed: int, scale: float, kind: str) -> None:
+        """The computed weights move by scale * z(seed) (local work, discarded by restore)."""
+        self.engine.perturb(self.w, 0, seed, scale, kind)
+
+    def step(self, seed: int, coef: float, kind: str) -> bool:
+        """A local step w += coef z(seed)."""
+        self.engine.perturb(self.w, 0, seed, coef, kind)
+        return True
+
+    def unperturb_and_step(self, seed: int, eps: float, coef: float, kind: str) -> bool:
+        """From w - eps z back to w, then w += coef z: one pass for rademacher (scale * (+-1) is exact, so
+        the two terms fold into one), two roundings kept for gaussian."""
+        if coef and kind == "rademacher":
+            self.engine.perturb(self.w, 0, seed, eps + coef, kind)
+        elif coef:
+            self.engine.perturb_twice(self.w, 0, seed, eps, coef, kind)
+        else:
+            self.engine.perturb(self.w, 0, seed, eps, kind)
+        return True
+
+    def apply_rounds(self, updates: list[GlobalUpdate]) -> None:
+        """Many rounds' seed updates in one pass: coefficients summed per (seed, range) first, which is exact
+        in 2**-56 units."""
+        from fedseed.roundlog import merged_seed_coefs
+
+        kind, merged = merged_seed_coefs(updates)
+        self.apply_seeds(np.asarray([m[0] for m in merged], np.int64), np.asarray([m[3] for m in merged], np.int64),
+                         kind, np.asarray([m[1] if m[1] >= 0 else 0 for m in merged], np.int64),
+                         np.asarray([m[2] if m[2] >= 0 else self.layout.size for m in merged], np.int64))
+
+    def room(self) -> int:
+        return self.delta_bound
+
+    def set_room(self, room: int) -> None:
+        self.delta_bound = room
+
+    @contextlib.contextmanager
+    def resident(self) -> Iterator[None]:
+        """The model's parameters always hold the computed weights here."""
+        yield
 
     def global_weights(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
         """A new tensor holding w0 + delta over [lo, hi): the state local work started from."""
@@ -99,3 +171,23 @@ class FlatState:
 
     def delta_digest(self) -> str:
         return hashlib.blake2b(self.delta.to("cpu").numpy().tobytes(), digest_size=16).hexdigest()
+
+
+STATE_FORMATS = ("wide", "compact")
+
+
+def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: DirectionEngine) -> ModelState:
+    """The state of a run's format: "wide" (fp32 weights + fp32 base + int64 delta) or "compact" (int32 only)."""
+    if fmt == "compact":
+        from fedseed.compact import CompactState
+
+        return CompactState(model, layout, engine)
+    if fmt != "wide":
+        raise ValueError(f"unknown state format {fmt!r}; expected one of {', '.join(STATE_FORMATS)}")
+    return FlatState(model, layout, engine)
+
+
+def state_format(config: dict) -> str:
+    """The state format of a run from its recorded config; a log written before the compact state existed has
+    no such key and is wide."""
+    return config.get("model", {}).get("state", "wide")

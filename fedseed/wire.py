@@ -13,7 +13,7 @@ import numpy as np
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.rng_spec import MAX_SEED, check_kind
 from fedseed.roundlog import merged_seed_coefs
-from fedseed.state import FlatState
+from fedseed.state import ModelState
 from fedseed.strategies.base import ClientResult, GlobalUpdate, RoundPlan, Strategy
 from fedseed.v1 import coordinator_pb2 as pb
 
@@ -140,7 +140,7 @@ def _ranges(msg: pb.GlobalUpdate, n: int, size: int) -> tuple[np.ndarray | None,
     return starts, stops
 
 
-def apply_message(msg: pb.GlobalUpdate, strategy: Strategy, state: FlatState,
+def apply_message(msg: pb.GlobalUpdate, strategy: Strategy, state: ModelState,
                   own: ClientResult | None = None) -> None:
     """Validate one wire update and fold it into the state (raises ValueError, state untouched, if bad)."""
     if msg.results or msg.own_result_omitted:
@@ -158,6 +158,9 @@ def apply_message(msg: pb.GlobalUpdate, strategy: Strategy, state: FlatState,
         return
     check_kind(msg.kind)
     if msg.merged:
+        if state.format == "compact":
+            raise ValueError("a compact state cannot apply coefficients merged over rounds in 2**-56 units "
+                             "(its rounding is per round and class): ask SyncLog with merged = false")
         coefs = np.frombuffer(msg.coefs, "<i8") if len(msg.coefs) % 8 == 0 else None
         if coefs is None:
             raise ValueError("merged coefficients must be int64")

@@ -23,9 +23,9 @@ def tiny(seed: int = 0, bf16_base: bool = False):
     return lm.model
 
 
-def compact(model, backend="compiled"):
+def compact(model, backend="compiled", **kw):
     layout = build_layout(model, None, model_checksum(model))
-    return CompactState(model, layout, DirectionEngine(backend))
+    return CompactState(model, layout, DirectionEngine(backend), **kw)
 
 
 def logits(model) -> torch.Tensor:
@@ -59,6 +59,23 @@ def test_streamed_forward_equals_the_same_weights_held_resident():
         assert torch.isnan(p).all()  # between forwards no module holds weights
     with state.resident():
         assert torch.equal(logits(model), reference)
+
+
+def test_large_layers_stream_in_chunks_of_rows():
+    model = tiny(bf16_base=True)
+    reference = logits(model)
+    state = compact(model, chunk_elements=1000)  # the 260 x 32 tied vocabulary matrix: chunks of 31 rows
+    chunked = state._streamer.chunked
+    assert chunked[model.model.embed_tokens] == chunked[model.lm_head] == 31 and len(chunked) > 2  # the MLPs too
+    assert state._streamer.scratch.numel() < 2000
+    torch.testing.assert_close(logits(model), reference, rtol=1e-6, atol=1e-6)
+    state.perturb(3, 1e-3, "rademacher")
+    whole = compact(tiny(bf16_base=True))
+    whole.perturb(3, 1e-3, "rademacher")
+    torch.testing.assert_close(logits(model), logits(whole.model), rtol=1e-6, atol=1e-6)
+    with pytest.raises(IndexError, match="out of range"):
+        with torch.inference_mode():
+            model(torch.tensor([[1, 999]]))
 
 
 def test_perturbed_forward_adds_scale_z_to_the_computed_weights():
@@ -146,7 +163,12 @@ def test_refusals_leave_the_state_unchanged():
     state = compact(tiny())
     before = state.checksum()
     with pytest.raises(ValueError, match="int32 range"):
-        state.apply_seeds(np.asarray([1, 2], np.int64), np.asarray([coef_to_int(0.9, "rademacher")] * 2), "rademacher")
+        state.apply_seeds(np.asarray([1, 2, 3], np.int64), np.asarray([coef_to_int(0.9, "rademacher")] * 3),
+                          "rademacher")
+    assert state.checksum() == before
+    big = np.asarray([coef_to_int(0.45, "rademacher")] * 2)  # 0.9 in all: fits, though every class has many slots
+    state.apply_seeds(np.asarray([1, 2], np.int64), big, "rademacher")
+    state.apply_seeds(np.asarray([1, 2], np.int64), -big, "rademacher")
     assert state.checksum() == before
     assert state.step(3, 0.99, "rademacher") and not state.step(4, 0.99, "rademacher")  # the second cannot fit
     state.restore()

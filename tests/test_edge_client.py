@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from states import held_integers, reset_to
 
 from fedseed import wire
 from fedseed.client.config import ClientSection
@@ -18,7 +20,13 @@ from fedseed.v1 import coordinator_pb2 as pb
 
 @pytest.fixture(scope="module")
 def fed():
-    return build_federation(load_config("simulations/loopback.toml"))
+    fed = build_federation(load_config("simulations/loopback.toml"))
+    fed.base = held_integers(fed.state), fed.state.room()
+    return fed
+
+
+def reset(fed) -> None:
+    reset_to(fed.state, *fed.base)
 
 
 def offline_client(fed) -> EdgeClient:
@@ -37,28 +45,33 @@ def test_checksum_mismatch_stops_the_client_naming_the_round(fed):
     client = offline_client(fed)
     with pytest.raises(ForkError, match="after round 1 has checksum .* the coordinator logged 0000"):
         client.apply(wire.relayed(1, 1e-3, round_one(fed), "00" * 16))
-    fed.state.delta.zero_()
-    fed.state.delta_bound = 0
-    fed.state.restore()
+    reset(fed)
 
 
 def test_relayed_update_equals_coordinator_aggregation(fed):
     results = round_one(fed)
     plan = RoundPlan(1, [0, 2], 1e-3)
-    fed.state.delta.zero_()
-    fed.state.restore()
+    reset(fed)
     fed.strategy.apply(fed.state, fed.strategy.aggregate(plan, results))
     expected = fed.state.checksum()
-    fed.state.delta.zero_()
-    fed.state.delta_bound = 0
-    fed.state.restore()
+    reset(fed)
     client = offline_client(fed)
     client.held = results[1]  # the coordinator left this client's own result out
     client.apply(wire.relayed(1, 1e-3, results, expected, omit_client=2))
     assert client.checksum == expected and client.applied == 1
-    fed.state.delta.zero_()
-    fed.state.delta_bound = 0
-    fed.state.restore()
+    reset(fed)
+
+
+def test_a_compact_client_refuses_coefficients_merged_over_rounds(fed):
+    """The coordinator's merged sums are in 2**-56 units; a compact state rounds per round and class, so it asks
+    for rounds one by one (client/edge.py) and refuses a merged message rather than fork."""
+    assert fed.state.format == "compact"
+    before = held_integers(fed.state)
+    msg = pb.GlobalUpdate(round=2, first_round=1, kind="rademacher", merged=True, seeds=[1],
+                          coefs=np.asarray([2**40], "<i8").tobytes())
+    with pytest.raises(ValueError, match="merged = false"):
+        wire.apply_message(msg, fed.strategy, fed.state)
+    assert torch.equal(held_integers(fed.state), before)
 
 
 @pytest.mark.parametrize("bad", [
@@ -74,10 +87,10 @@ def test_relayed_update_equals_coordinator_aggregation(fed):
     pb.GlobalUpdate(round=1, lr=1e-3, own_result_omitted=True),
 ])
 def test_malformed_wire_updates_are_refused_untouched(fed, bad):
-    before = fed.state.delta_digest()
+    before = held_integers(fed.state)
     with pytest.raises(ValueError):
         wire.apply_message(bad, fed.strategy, fed.state)
-    assert fed.state.delta_digest() == before
+    assert torch.equal(held_integers(fed.state), before)
 
 
 def test_local_jsonl_data_replaces_the_partition(tmp_path):

@@ -16,6 +16,9 @@ QUICKSTART = "simulations/quickstart.toml"
 def test_smollm2_is_real_and_scores_sentiment():
     fed = build_federation(load_config(QUICKSTART, ["data.eval_size=64"]))
     assert fed.state.layout.num_trainable == 134_515_008
+    # the compact state holds SmolLM2's base exactly (docs/architecture.md): exponents 25..30, nothing rounded
+    assert fed.state.format == "compact" and fed.state.base_rounded == 0
+    assert min(fed.state.exponents) == 25 and max(fed.state.exponents) == 30
     tok, model = fed.lm.tokenizer, fed.lm.model
     ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
@@ -31,7 +34,7 @@ def test_smollm2_is_real_and_scores_sentiment():
     fed.state.restore()  # back to the exact weights spsa_scalar started from
     losses = []  # the loss at w + eps z and at w - eps z, taken by hand
     for scale in (1e-3, -2e-3, 1e-3):
-        fed.state.engine.perturb(fed.state.w, 0, 123, scale, "rademacher")
+        fed.state.perturb(123, scale, "rademacher")
         with torch.inference_mode():
             losses.append(float(fed.objective.loss(model, batch)))
     lp, lm = losses[:2]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from states import held_integers
 
 from fedseed.attacks import corrupt
 from fedseed.config import ConfigError, load_config
@@ -112,17 +114,19 @@ def machine_round(tmp_path, overrides: list[str]):
         fed.state.restore()
         results.append(fed.strategy.local_work(fed.context(1, c), plan, c))
     fed.state.restore()
-    results[0] = corrupt(results[0], "inflate", fed.strategy, plan.lr)
+    # the compact state's int32 refuses a weight moved by 2 or more: the attacker's 4 steps reach 1 in all
+    reach = 1.0 if fed.state.format == "wide" else 0.25
+    results[0] = corrupt(results[0], "inflate", fed.strategy, plan.lr, reach)
     return fed, log, machine, plan, results
 
 
 def test_a_diverging_round_is_rolled_back_exactly(tmp_path):
     fed, log, machine, plan, results = machine_round(tmp_path, ["robust.weighting=samples", "robust.norm_factor=0"])
     before, bound = fed.state.checksum(), machine.delta_bound
-    delta = fed.state.delta.clone()
+    delta = held_integers(fed.state)
     closed = machine.close(plan, results)
     assert closed.rolled_back and "robust.divergence_factor 1.5" in closed.flagged
-    assert closed.checksum == before and bool((fed.state.delta == delta).all())  # every integer as it was
+    assert closed.checksum == before and torch.equal(held_integers(fed.state), delta)  # every integer as it was
     assert closed.update.seeds.size == 0 and closed.results == [] and machine.delta_bound == bound
     assert set(closed.refused) == {0, 1, 2, 3} and "rolled back" in closed.refused[0]
     record = machine.record(closed, 1.0)
@@ -131,6 +135,15 @@ def test_a_diverging_round_is_rolled_back_exactly(tmp_path):
     assert log.update(1).seeds.size == 0 and log.checksum(1) == before  # a replay applies nothing
     # the next round is judged against the state it starts from, which is the one before the rollback
     assert machine.guard.reference == pytest.approx(fed.guard_loss())
+    log.close()
+
+
+def test_the_compact_state_refuses_an_update_past_int32_and_keeps_the_round(tmp_path):
+    fed, log, machine, plan, results = machine_round(tmp_path, ["robust.weighting=samples", "robust.norm_factor=0"])
+    assert fed.state.format == "compact"
+    results[0] = corrupt(results[0], "inflate", fed.strategy, plan.lr)  # steps of 0.99: past int32's room
+    closed = machine.close(plan, results)
+    assert "past its bound" in closed.refused[0] and len(closed.results) == 3 and not closed.flagged
     log.close()
 
 

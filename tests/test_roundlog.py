@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 import torch
+from states import held_integers
 
 from fedseed import wire
 from fedseed.cli import main
@@ -65,7 +66,7 @@ def test_catch_up_is_bit_identical(smoke_run):
     _, returning = open_state(log)
     catch_up(returning, list(log.updates(1, 2)))
     catch_up(returning, list(log.updates(3, 6)))  # away for rounds 3..6, then one merged K-vector
-    assert torch.equal(returning.delta, follower.delta)
+    assert torch.equal(held_integers(returning), held_integers(follower))
     assert returning.checksum() == follower.checksum() == log.checksum(6)
     log.close()
 

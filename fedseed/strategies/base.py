@@ -23,7 +23,7 @@ from fedseed.directions import coef_to_int
 from fedseed.layout import Layout
 from fedseed.objective import Batch, Objective
 from fedseed.robust import Combined, Contribution, RobustSection, combine, outliers
-from fedseed.state import FlatState
+from fedseed.state import ModelState
 from fedseed.zo import spsa_scalar
 
 
@@ -99,7 +99,7 @@ class GlobalUpdate:
     def coef_ints(self) -> np.ndarray:
         return np.asarray([coef_to_int(float(c), self.kind) for c in self.coefs], dtype=np.int64)
 
-    def apply_to(self, state: FlatState) -> None:
+    def apply_to(self, state: ModelState) -> None:
         if self.dense is not None:
             state.apply_dense(torch.from_numpy(self.dense))
         else:
@@ -110,7 +110,7 @@ class GlobalUpdate:
 class LocalContext:
     """What a client's local work may touch: its state, objective, and a deterministic batch stream."""
 
-    state: FlatState
+    state: ModelState
     objective: Objective
     next_batch: Callable[[], Batch]
     num_samples: int
@@ -127,7 +127,7 @@ def zo_local_steps(ctx: LocalContext, plan: RoundPlan, client: int, cfg: Strateg
         res = spsa_scalar(ctx.state, seed, cfg.eps, cfg.direction,
                           lambda b=batch: ctx.objective.loss(ctx.state.model, b), lr=plan.lr)
         if not res.skipped and grad_clip and abs(res.g) > grad_clip:
-            ctx.state.engine.perturb(ctx.state.w, 0, seed, plan.lr * res.g, cfg.direction)
+            ctx.state.step(seed, plan.lr * res.g, cfg.direction)
             res.skipped, res.g = True, 0.0
         skipped += res.skipped
         scalars.append(res.g)
@@ -181,6 +181,7 @@ class Strategy(ABC):
     relayable: bool = True
     samples_clients: bool = True  # False: every active participant takes part in every round
     networked: bool = True  # False: a simulation-only baseline (dense weights do not fit the seed protocol)
+    first_order: bool = False  # True: local training backpropagates, so it needs resident (wide) weights
     varies_steps: bool = True  # False: the number of local steps is fixed by the method (simulation knob refused)
     centralized: bool = False  # True: one party trains alone, so nothing travels
     weights_clients: bool = True  # False: every client counts the same whatever num_samples it claims
@@ -301,5 +302,5 @@ class Strategy(ABC):
     def observe_combined(self, plan: RoundPlan, combined: Combined) -> None:  # noqa: B027 (optional hook)
         """The same after a private round, from its released per-key values alone."""
 
-    def apply(self, state: FlatState, update: GlobalUpdate) -> None:
+    def apply(self, state: ModelState, update: GlobalUpdate) -> None:
         update.apply_to(state)

@@ -35,6 +35,7 @@ def local_sgd(ctx: LocalContext, lr: float, steps: int) -> tuple[float, int]:
 
 class FedAvg(Strategy):
     name = "fedavg"
+    first_order = True
     networked = False
 
     def local_work(self, ctx: LocalContext, plan: RoundPlan, client: int) -> ClientResult:

@@ -63,6 +63,7 @@ def blocks_of(layout: Layout) -> list[tuple[int, int]]:
 
 class Ferret(Strategy):
     name = "ferret"
+    first_order = True
     config_class = FerretConfig
     cfg: FerretConfig
 
