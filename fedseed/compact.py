@@ -298,10 +298,6 @@ class CompactState:
         with self._streamer.paused():
             yield
 
-    def smallest_update(self) -> dict[str, float]:
-        """Per slot: the smallest change a weight can receive (its unit), for the precision report."""
-        return {slot.name: 2.0**-s for slot, s in zip(self.layout.slots, self.exponents)}
-
 
 def _max_abs(t: torch.Tensor) -> float | int:
     """max |t| without a temporary the size of t."""

@@ -169,9 +169,6 @@ class FlatState:
         h.update(self.w.detach().to("cpu").numpy().tobytes())
         return h.hexdigest()
 
-    def delta_digest(self) -> str:
-        return hashlib.blake2b(self.delta.to("cpu").numpy().tobytes(), digest_size=16).hexdigest()
-
 
 STATE_FORMATS = ("wide", "compact")
 

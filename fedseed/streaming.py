@@ -47,7 +47,7 @@ class Streamer:
             if any(child is not module and child in self.owners for child in module.modules()):
                 raise ValueError("a module owning trainable weights contains another: the compact state "
                                  "streams one module at a time (use model.state = \"wide\")")
-        self.chunked = {m: self._chunk_rows(m) for m in self.owners if self._chunk_rows(m)}
+        self.chunked = {m: rows for m in self.owners if (rows := self._chunk_rows(m))}
         whole = [sum(state.layout.slots[i].padded for _, i in own) for m, own in self.owners.items()
                  if m not in self.chunked]
         chunks = [rows * self._row_elements(m) + 64 for m, rows in self.chunked.items()]
