@@ -16,6 +16,7 @@ directions only: a Gaussian z_int carries 8 fractional bits that int32 has no ro
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import math
@@ -94,6 +95,7 @@ class CompactState:
             self.q[slot.offset + slot.numel:slot.offset + slot.padded] = 0
             p.data = placeholder(slot.shape, compute_dtype, device)  # the base copy goes now: peak = model + q
         self.segments = self._segments()
+        self._segment_starts = [g.lo for g in self.segments]
         self.bounds = {s: self._exact_max(s) for s in set(self.exponents)}  # an upper bound of |q| per class
         self.perturbation: tuple[int, float] | None = None
         self.journal: list[tuple[int, int]] = []  # local steps (seed, coef_int), undone by restore()
@@ -286,11 +288,19 @@ class CompactState:
                 out: torch.Tensor | None = None) -> torch.Tensor:
         """The computed weights over an aligned range inside one slot or segment-aligned span."""
         out = torch.empty(hi - lo, dtype=self.compute_dtype, device=self.device) if out is None else out
-        for g in self.segments:
+        for g in self.segments[bisect.bisect_right(self._segment_starts, lo) - 1:]:
+            if g.lo >= hi:
+                break
             a, b = max(lo, g.lo), min(hi, g.hi)
-            if a < b:
-                ck.materialize(out[a - lo:b - lo], self.q[a:b], a, g.exponent, perturbation, self.engine.backend)
+            ck.materialize(out[a - lo:b - lo], self.q[a:b], a, g.exponent, perturbation, self.engine.backend)
         return out
+
+    def weight_rows(self, slot_offset: int, q: torch.Tensor, starts: torch.Tensor,
+                    perturbation: tuple[int, float] | None, out: torch.Tensor) -> None:
+        """The computed weights of rows gathered from the slot at slot_offset (q [n, row], starts their first
+        elements)."""
+        g = self.segments[bisect.bisect_right(self._segment_starts, slot_offset) - 1]
+        ck.materialize_rows(out, q, starts, g.exponent, perturbation, self.engine.backend)
 
     @contextlib.contextmanager
     def resident(self) -> Iterator[None]:
