@@ -94,6 +94,10 @@ class CompactState:
             self._convert(values, slot.offset, s, buffers)
             self.q[slot.offset + slot.numel:slot.offset + slot.padded] = 0
             p.data = placeholder(slot.shape, compute_dtype, device)  # the base copy goes now: peak = model + q
+        trainable = {slot.name for slot in layout.slots}
+        for name, p in params.items():  # frozen weights compute in the same dtype; buffers stay as the model made
+            if name not in trainable and p.is_floating_point() and p.dtype != compute_dtype:
+                p.data = p.data.to(compute_dtype)
         self.segments = self._segments()
         self._segment_starts = [g.lo for g in self.segments]
         self.bounds = {s: self._exact_max(s) for s in set(self.exponents)}  # an upper bound of |q| per class

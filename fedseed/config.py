@@ -17,6 +17,8 @@ from fedseed.robust import RobustSection
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
 
 @dataclass
 class RunSection:
@@ -34,6 +36,7 @@ class ModelSection:
     max_length: int = 128
     threads: int = 0  # 0 = torch's default
     state: str = "auto"  # compact (int32, streamed) | wide (fp32 + fp32 base + int64) | auto: compact where it can
+    compute_dtype: str = "float32"  # the forward's dtype: float32 | bfloat16 | float16 (the state stays exact)
 
 
 @dataclass
@@ -158,6 +161,8 @@ def validate(cfg: Config) -> None:
         ("federation.batch_size", cfg.federation.batch_size >= 1, "must be >= 1"),
         ("model.backend", cfg.model.backend in ("eager", "compiled"), "must be 'eager' or 'compiled'"),
         ("model.max_length", cfg.model.max_length >= 8, "must be >= 8"),
+        ("model.compute_dtype", cfg.model.compute_dtype in COMPUTE_DTYPES,
+         f"must be one of {', '.join(COMPUTE_DTYPES)}"),
         ("data.eval_size", cfg.data.eval_size >= 1, "must be >= 1"),
         ("eval.every", cfg.eval.every >= 1, "must be >= 1"),
         ("eval.max_new_tokens", cfg.eval.max_new_tokens >= 1, "must be >= 1"),

@@ -21,7 +21,7 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
 from fedseed.objective import Batch, LossFn, Objective
 from fedseed.seeds import derive
-from fedseed.state import ModelState, build_state
+from fedseed.state import ModelState, build_state, loads_as_stored, torch_dtype
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, RunSetup, Strategy
 
@@ -71,7 +71,8 @@ class Federation:
     def use_local_data(self, dataset: Dataset, client: int) -> None:
         """Client `client` trains on `dataset` (its own rows) instead of its shard of the run's data."""
         self.dataset = dataset
-        self.objective = Objective(self.lm.tokenizer, dataset, self.cfg.model.max_length, self.cfg.model.device)
+        self.objective = Objective(self.lm.tokenizer, dataset, self.cfg.model.max_length, self.cfg.model.device,
+                                   autocast=autocast_dtype(self.cfg))
         self.shards[client] = np.arange(len(dataset.examples))
 
 
@@ -100,11 +101,20 @@ def split_data(cfg: Config, data: Dataset | None = None,
     return ds, train_idx, eval_idx
 
 
+def autocast_dtype(cfg: Config) -> torch.dtype | None:
+    """The dtype a wide state's fp32 forwards autocast to (None: fp32, or a compact state, which computes in its
+    dtype itself)."""
+    if cfg.model.compute_dtype == "float32" or cfg.model.state == "compact":
+        return None
+    return torch_dtype(cfg.model.compute_dtype)
+
+
 def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
     """Score a Hugging Face checkpoint folder on the run's held-out examples, as the simulation does."""
     lm = load_model(checkpoint, cfg.model.device)
     ds, _, eval_idx = split_data(cfg)
-    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device)
+    dtype = None if cfg.model.compute_dtype == "float32" else torch_dtype(cfg.model.compute_dtype)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, autocast=dtype)
     return objective.evaluate(lm.model, [ds.examples[i] for i in eval_idx], cfg.eval.batch_size,
                               cfg.eval.rouge, cfg.eval.max_new_tokens)
 
@@ -115,17 +125,18 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     """The run's parts from its config; a caller's own model, data, strategy or loss replaces the configured one."""
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
-    lm = lm or load_model(cfg.model.name, cfg.model.device)
+    lm = lm or load_model(cfg.model.name, cfg.model.device, as_stored=loads_as_stored(cfg.model.state))
     for p in lm.model.parameters():
         p.requires_grad_(False)
     layout = build_layout(lm.model, cfg.model.trainable or None, model_checksum(lm.model))
     trainable = {s.name for s in layout.slots}
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)
-    state = build_state(cfg.model.state, lm.model, layout, DirectionEngine(cfg.model.backend))
+    state = build_state(cfg.model.state, lm.model, layout, DirectionEngine(cfg.model.backend),
+                        cfg.model.compute_dtype)
     ds, train_idx, eval_idx = split_data(cfg, data, eval_data)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
-    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn, autocast_dtype(cfg))
     run = RunSetup(cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout, cfg.robust)
     strategy = (strategy or build_strategy(cfg.strategy)).setup(run)
     return Federation(cfg, lm, state, objective, ds, shards, [ds.examples[i] for i in eval_idx], strategy)

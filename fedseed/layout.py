@@ -81,7 +81,8 @@ def model_checksum(model: torch.nn.Module) -> str:
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+        # raw bytes (numpy has no bf16); for fp32 the same bytes numpy would give
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -70,7 +70,9 @@ def tiny_llama(seed: int = 0) -> LoadedModel:
     return LoadedModel(model.to(torch.float32).eval(), tok, TINY)
 
 
-def load_model(name_or_path: str, device: str = "cpu") -> LoadedModel:
+def load_model(name_or_path: str, device: str = "cpu", as_stored: bool = False) -> LoadedModel:
+    """The model in fp32, or with as_stored its weights in the checkpoint's own dtype (a bf16 checkpoint stays
+    bf16: half the bytes while the state is built from it, and nothing rounded)."""
     if name_or_path == TINY:
         lm = tiny_llama()
     else:
@@ -81,7 +83,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> LoadedModel:
             raise FileNotFoundError(f"model folder {folder} has no config.json (expected a Hugging Face "
                                     f"checkpoint, '{SMOLLM2}' or '{TINY}')")
         tok = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype="auto" if as_stored else torch.float32)
         lm = LoadedModel(model.eval(), tok, str(name_or_path))
     if lm.tokenizer.pad_token_id is None:
         lm.tokenizer.pad_token = lm.tokenizer.eos_token

@@ -8,6 +8,7 @@ template around the prompt where the tokenizer has one. A prompt opens with the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,8 +59,9 @@ class Objective:
     for training and for eval_loss (accuracy still scores the label words)."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, max_length: int = 128,
-                 device: str = "cpu", loss_fn: LossFn | None = None) -> None:
+                 device: str = "cpu", loss_fn: LossFn | None = None, autocast: torch.dtype | None = None) -> None:
         self.loss_fn = loss_fn
+        self.autocast = autocast  # forwards of fp32 weights in this dtype (a compact state computes in it itself)
         self.tok = tokenizer
         self.max_length = max_length
         self.device = device
@@ -123,17 +125,30 @@ class Objective:
         d = self.device
         return Batch(ids.to(d), mask.to(d), pos.to(d), labels.to(d), len(seqs))
 
+    def _forward(self) -> contextlib.AbstractContextManager:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.autocast)
+
     def class_logits(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        with self._forward():
+            return self._class_logits(model, batch)
+
+    def _class_logits(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids, logits_to_keep=1)
         return out.logits[:, -1, self.label_ids].float()
 
     def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss of the batch (cross-entropy over label words, or over answer tokens)."""
+        with self._forward():
+            return self._loss(model, batch)
+
+    def _loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         if self.loss_fn is not None:
             return self.loss_fn(model, batch)
         if self.classification:
-            return F.cross_entropy(self.class_logits(model, batch), batch.labels)
+            return F.cross_entropy(self._class_logits(model, batch), batch.labels)
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                     position_ids=batch.position_ids)
         logits = out.logits[:, :-1].float()
@@ -160,7 +175,8 @@ class Objective:
         if self.classification:
             out["eval_accuracy"] = correct / max(n, 1)
         elif rouge:
-            out["eval_rougeL"] = self.rouge_l(model, examples, batch_size, max_new_tokens)
+            with self._forward():
+                out["eval_rougeL"] = self.rouge_l(model, examples, batch_size, max_new_tokens)
         return out
 
     def rouge_l(self, model: torch.nn.Module, examples: list[Example], batch_size: int, max_new_tokens: int) -> float:

@@ -11,7 +11,7 @@ from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
 from fedseed.roundlog import RoundLog
-from fedseed.state import ModelState, build_state, state_format
+from fedseed.state import ModelState, build_state, loads_as_stored, state_format
 from fedseed.strategies.base import GlobalUpdate
 
 
@@ -33,11 +33,13 @@ def catch_up(state: ModelState, updates: Iterable[GlobalUpdate]) -> None:
 def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") -> tuple[LoadedModel, ModelState]:
     """The run's base model with its flat state at round 0, after checking the layout fingerprint."""
     cfg = log.meta("config")
-    lm = load_model(cfg["model"]["name"], device)
+    fmt = state_format(cfg)
+    lm = load_model(cfg["model"]["name"], device, as_stored=loads_as_stored(fmt))
     layout = build_layout(lm.model, cfg["model"]["trainable"] or None, model_checksum(lm.model))
     if layout.fingerprint() != log.meta("fingerprint"):
         raise ValueError("the base model's layout fingerprint differs from the run's: wrong model or weights")
-    return lm, build_state(state_format(cfg), lm.model, layout, DirectionEngine(backend))
+    # fp32 whatever the run's forwards used: replay checks and exports the exact state's weights
+    return lm, build_state(fmt, lm.model, layout, DirectionEngine(backend))
 
 
 def materialize_round(log: RoundLog, round_idx: int, backend: str = "compiled",

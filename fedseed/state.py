@@ -68,7 +68,8 @@ class FlatState:
         for slot in layout.slots:
             p = params[slot.name]
             if p.dtype != torch.float32:
-                raise ValueError(f"parameter {slot.name} is {p.dtype}; master weights must be float32")
+                raise ValueError(f"parameter {slot.name} is {p.dtype}; the wide state's master weights must be "
+                                 "float32 (load the model in float32, or use model.state = \"compact\")")
             view = self.w[slot.offset:slot.offset + slot.numel].view(slot.shape)
             view.copy_(p.data)
             p.data = view  # the model now computes with the flat buffer
@@ -173,15 +174,31 @@ class FlatState:
 STATE_FORMATS = ("wide", "compact")
 
 
-def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: DirectionEngine) -> ModelState:
-    """The state of a run's format: "wide" (fp32 weights + fp32 base + int64 delta) or "compact" (int32 only)."""
+def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: DirectionEngine,
+                compute_dtype: str = "float32") -> ModelState:
+    """The state of a run's format: "wide" (fp32 weights + fp32 base + int64 delta) or "compact" (int32 only).
+    The compact state computes in compute_dtype itself; the wide one's forwards run under autocast."""
     if fmt == "compact":
         from fedseed.compact import CompactState
 
-        return CompactState(model, layout, engine)
+        return CompactState(model, layout, engine, torch_dtype(compute_dtype))
     if fmt != "wide":
         raise ValueError(f"unknown state format {fmt!r}; expected one of {', '.join(STATE_FORMATS)}")
     return FlatState(model, layout, engine)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a model.compute_dtype name."""
+    dtype = getattr(torch, name, None)
+    if name not in ("float32", "bfloat16", "float16") or not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown compute dtype {name!r}; expected float32, bfloat16 or float16")
+    return dtype
+
+
+def loads_as_stored(fmt: str) -> bool:
+    """Whether a state builds from the checkpoint's own dtype: the compact one does (exact, and half the bytes of
+    fp32 for a bf16 checkpoint while it loads); the wide one's layouts were always of fp32 weights."""
+    return fmt == "compact"
 
 
 def state_format(config: dict) -> str:
