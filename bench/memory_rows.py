@@ -1,7 +1,8 @@
 """Client peak RSS while taking zeroth-order steps against the peak RSS of inference on the same batch, each in
 a process of its own, on SmolLM2 (batch 8 x 128, the quickstart's objective) and on a randomly initialised
 Llama of TinyLlama-1.1B's shape (batch 2 x 128, next-token loss on random ids; built from its config, no
-download), fp32 compute.
+download), in fp32 or (--dtype bfloat16) bf16 compute: a bf16 inference model against a compact state whose
+forwards run in bf16.
 
 Every process loads the model first, then resets the kernel's high-water mark (/proc/self/clear_refs) and
 reports VmHWM after the work: the peak while working, with the loaded model counted in all. The wide state
@@ -9,9 +10,10 @@ keeps fp32 weights + the fp32 base + the int64 delta; the compact state keeps in
 one module at a time, into the forward (its scratch buffer is reported). The peak while loading is reported
 too (VmHWM before the reset).
 
-    .venv/bin/python bench/memory_rows.py [--model smollm2|llama-1b]   (the table, to bench/results/memory_<model>.txt)
+    .venv/bin/python bench/memory_rows.py [--model smollm2|llama-1b] [--dtype float32|bfloat16]
+        (the table, to bench/results/memory_<model>[_bfloat16].txt)
     .venv/bin/python bench/memory_rows.py --precision                  (the compact state's precision per exponent)
-    .venv/bin/python bench/memory_rows.py --mode inference|wide|compact --model ...   (one process: one JSON line)
+    .venv/bin/python bench/memory_rows.py --mode inference|wide|compact --model ... --dtype ...  (one JSON line)
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def _workload(model_name: str):
     return model, lambda: model(ids, labels=ids).loss
 
 
-def _measure(mode: str, model_name: str) -> dict:
+def _measure(mode: str, model_name: str, dtype: str = "float32") -> dict:
     import torch
 
     from fedseed.directions import DirectionEngine
@@ -64,9 +66,11 @@ def _measure(mode: str, model_name: str) -> dict:
 
     model, loss = _workload(model_name)
     state_bytes = scratch = 0
-    if mode != "inference":
+    if mode == "inference":
+        model.to(getattr(torch, dtype))
+    else:
         layout = build_layout(model, None, model_checksum(model))
-        state = build_state(mode, model, layout, DirectionEngine("compiled"))
+        state = build_state(mode, model, layout, DirectionEngine("compiled"), dtype)
         state_bytes = state.q.numel() * 4 if mode == "compact" else layout.size * (4 + 4 + 8)
         scratch = state._streamer.scratch.numel() * 4 if mode == "compact" else 0
         spsa_scalar(state, 1, 1e-3, "rademacher", loss, lr=1e-6)  # compile
@@ -107,28 +111,34 @@ def precision_rows(model_name: str = "smollm2") -> list[Row]:
     return rows
 
 
-def run_mode(mode: str, model_name: str) -> dict:
+def run_mode(mode: str, model_name: str, dtype: str = "float32") -> dict:
     here = Path(__file__).resolve().parent
-    out = subprocess.run([sys.executable, str(here / "memory_rows.py"), "--mode", mode, "--model", model_name],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, str(here / "memory_rows.py"), "--mode", mode, "--model", model_name,
+                          "--dtype", dtype], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def memory_rows(models: tuple[str, ...] = ("smollm2", "llama-1b")) -> list[Row]:
+def memory_rows(models: tuple[str, ...] = ("smollm2", "llama-1b"), dtype: str = "float32") -> list[Row]:
     mib = 2**20
     rows = []
     for name in models:
         label, batch_rows = MODELS[name]
-        got = {mode: run_mode(mode, name) for mode in MODES[name]}
+        modes = MODES[name] if dtype == "float32" else ("inference", "compact")  # wide: fp32 master weights only
+        got = {mode: run_mode(mode, name, dtype) for mode in modes}
         inf = got["inference"]["peak_rss"]
         n = got["compact"]["weights"]
-        rows.append(Row(f"inference peak RSS, {label}, batch {batch_rows}x128", None, inf / mib, "MiB", "",
+        rows.append(Row(f"inference peak RSS, {label}, {dtype}, batch {batch_rows}x128", None, inf / mib, "MiB", "",
                         f"{n / 1e6:.0f}M weights"))
-        for mode in MODES[name][1:]:
+        for mode in modes[1:]:
             g = got[mode]
             rows.append(Row(f"ZO client peak RSS, {mode} state, all of it", None, g["peak_rss"] / inf, "x",
                             "inference peak RSS", f"{g['peak_rss'] / mib:.0f} MiB; state "
                             f"{g['state_bytes'] / n:.1f} B/weight; loading peaked at {g['load_peak'] / mib:.0f} MiB"))
+        if dtype != "float32":  # the state's int32 is not the bf16 model's 2 B/weight: count it on its own too
+            c = got["compact"]
+            rows.append(Row("ZO client peak RSS, compact state, all of it", None,
+                            c["peak_rss"] / (inf + c["state_bytes"]), "x", "inference peak RSS + the state's bytes",
+                            f"state {c['state_bytes'] / mib:.0f} MiB"))
         rows.append(Row("  compact: the streaming scratch buffer (largest module)", None,
                         got["compact"]["scratch"] / mib, "MiB"))
     return rows
@@ -139,17 +149,19 @@ if __name__ == "__main__":
     ap.add_argument("--mode", choices=("inference", "wide", "compact"))
     ap.add_argument("--precision", action="store_true", help="only the compact state's precision rows")
     ap.add_argument("--model", choices=tuple(MODELS), default="smollm2")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     args = ap.parse_args()
     if args.precision:
         from speed import format_table
 
         print(format_table(precision_rows(args.model)))
     elif args.mode:
-        print(json.dumps(_measure(args.mode, args.model)))
+        print(json.dumps(_measure(args.mode, args.model, args.dtype)))
     else:
         from speed import format_table
 
-        table = format_table(memory_rows((args.model,)))
+        table = format_table(memory_rows((args.model,), args.dtype))
         print(table)
-        out = Path(__file__).resolve().parent / "results" / f"memory_{args.model}.txt"
+        suffix = "" if args.dtype == "float32" else f"_{args.dtype}"
+        out = Path(__file__).resolve().parent / "results" / f"memory_{args.model}{suffix}.txt"
         out.write_text(table + "\n")

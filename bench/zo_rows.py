@@ -1,6 +1,8 @@
 """One zeroth-order step on SmolLM2 (batch 8 x 128) against two forward passes, the floor of any two-point
-estimate: the step adds three perturbation passes over the 134.5M fp32 weights (+eps z, -2 eps z, and one
-that restores and steps at once)."""
+estimate. The wide state's step adds three perturbation passes over the 134.5M fp32 weights (+eps z, -2 eps z,
+and one that restores and steps at once); the compact state's forwards materialise their weights with the
+perturbation on the fly, and its step adds one int32 pass. Compact rows are measured in fp32 and bf16, each
+against forwards of an inference model in the same dtype."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from common import Row, best_interleaved, best_of
 
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
-from fedseed.state import FlatState
+from fedseed.state import FlatState, build_state
 from fedseed.zo import spsa_scalar
 
 
@@ -36,6 +38,40 @@ def zo_rows(model: torch.nn.Module, objective, batch, repeats: int, kinds: tuple
         rows.append(Row(f"zeroth-order step, {kind} (2 forwards + 3 passes)", t[kind], t[kind] / (2 * t_fwd),
                         "x", "2 x forward"))
     state.restore()
+    return rows
+
+
+def _compact_times(load, name: str, repeats: int) -> tuple[dict[str, float], str]:
+    import copy
+
+    model, objective, batch = load()
+    plain = copy.deepcopy(model).to(getattr(torch, name))
+    state = build_state("compact", model, build_layout(model, None, model_checksum(model)),
+                        DirectionEngine("compiled"), name)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            objective.loss(plain, batch)
+
+    def step() -> None:
+        spsa_scalar(state, 7, 1e-3, "rademacher", lambda: objective.loss(model, batch), lr=1e-6)
+
+    return best_interleaved({"forward": forward, "step": step}, repeats), "x".join(map(str, batch.input_ids.shape))
+
+
+def compact_zo_rows(load, dtypes: tuple[str, ...], repeats: int) -> list[Row]:
+    """`load()` gives a fresh (model, objective, batch); per dtype, a compact state's step against two forwards
+    of the same model held as plain weights in that dtype, timed in alternation."""
+    rows, forwards = [], {}
+    for name in dtypes:
+        t, shape = _compact_times(load, name, repeats)
+        forwards[name] = t["forward"]
+        rows += [Row(f"forward pass, {name} inference model, batch {shape}", t["forward"], None, "", "", "baseline"),
+                 Row(f"zeroth-order step, compact state, {name} forwards", t["step"], t["step"] / (2 * t["forward"]),
+                     "x", f"2 x {name} forward")]
+    for name in forwards.keys() - {"float32"} if "float32" in forwards else ():
+        rows.append(Row(f"forward pass, {name} against float32", forwards[name], forwards["float32"] / forwards[name],
+                        "x faster", "float32 forward"))
     return rows
 
 

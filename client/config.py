@@ -6,7 +6,7 @@ import math
 import pathlib
 from dataclasses import dataclass
 
-from fedseed.config import ConfigError, fill_section, read_toml
+from fedseed.config import COMPUTE_DTYPES, ConfigError, device_problem, fill_section, read_toml
 from fedseed.private import check_private_key
 
 
@@ -23,6 +23,10 @@ class ClientSection:
     out: str = ""  # metrics.jsonl and summary.json of this client (default runs/client-<id> in the working folder)
     data: str = ""  # a local JSONL file to train on instead of the run's partition
     threads: int = 0  # torch threads (0: the run's model.threads)
+    # this client's own compute: forwards are local, and the state every party compares is bit-identical on any
+    # device and in any forward dtype
+    device: str = ""  # cpu | cuda | cuda:N (empty: the run's model.device)
+    compute_dtype: str = ""  # float32 | bfloat16 | float16 (empty: the run's model.compute_dtype)
     heartbeat_s: float = 20.0  # sent only after this long without any call (keep below the server's timeout)
     wait_ms: int = 20_000  # long-poll length asked of the coordinator
     reconnect_timeout_s: float = 300.0  # give up after the coordinator is unreachable this long
@@ -43,6 +47,10 @@ def load_client_config(path: str) -> ClientSection:
         raise ConfigError("config key 'client.id' is required (the name in the coordinator's allow-list)")
     if not sec.key:
         raise ConfigError("config key 'client.key' is required (this client's Ed25519 private key)")
+    if sec.device and (problem := device_problem(sec.device)):
+        raise ConfigError(f"config key 'client.device' {problem}")
+    if sec.compute_dtype and sec.compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError(f"config key 'client.compute_dtype' must be one of {', '.join(COMPUTE_DTYPES)}")
     for key in ("key", "ca", "cert", "cert_key", "data"):
         value = getattr(sec, key)
         if value and not pathlib.Path(value).is_file():

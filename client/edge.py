@@ -51,7 +51,11 @@ class EdgeClient(PrivateSubmission):
         offer = {"codecs": list(CODECS), "direction_kinds": list(rng_spec.KINDS), "software": SOFTWARE}
         reply = self.session.call("Join", pb.JoinRequest(**offer))  # a hello: the run, signed for no run yet
         self.session.bind(reply.run)
-        cfg = build_config(json.loads(reply.run.config_json))
+        doc = json.loads(reply.run.config_json)
+        for key in ("device", "compute_dtype"):  # this client's own choice; the run's state does not depend on it
+            if getattr(self.sec, key) and isinstance(doc.get("model"), dict):
+                doc["model"][key] = getattr(self.sec, key)
+        cfg = build_config(doc)
         if self.sec.threads:
             cfg.model.threads = self.sec.threads
         self.cfg, self.index, self.run_id = cfg, reply.run.client_index, reply.run.run_id

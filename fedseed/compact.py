@@ -73,7 +73,10 @@ class CompactState:
     format = "compact"
 
     def __init__(self, model: torch.nn.Module, layout: Layout, engine: DirectionEngine,
-                 compute_dtype: torch.dtype = torch.float32, chunk_elements: int = CHUNK_ELEMENTS) -> None:
+                 compute_dtype: torch.dtype = torch.float32, chunk_elements: int = CHUNK_ELEMENTS,
+                 keep_frozen: bool = False) -> None:
+        """The trainable weights materialise in compute_dtype; the other floating parameters are cast to it,
+        or with keep_frozen stay as loaded (forwards under autocast take mixed dtypes)."""
         params = dict(model.named_parameters())
         self.model, self.layout, self.engine, self.compute_dtype = model, layout, engine, compute_dtype
         device = next(iter(params.values())).device
@@ -95,8 +98,8 @@ class CompactState:
             self.q[slot.offset + slot.numel:slot.offset + slot.padded] = 0
             p.data = placeholder(slot.shape, compute_dtype, device)  # the base copy goes now: peak = model + q
         trainable = {slot.name for slot in layout.slots}
-        for name, p in params.items():  # frozen weights compute in the same dtype; buffers stay as the model made
-            if name not in trainable and p.is_floating_point() and p.dtype != compute_dtype:
+        for name, p in params.items():  # buffers stay as the model made them (rotary frequencies: fp32)
+            if not keep_frozen and name not in trainable and p.is_floating_point() and p.dtype != compute_dtype:
                 p.data = p.data.to(compute_dtype)
         self.segments = self._segments()
         self._segment_starts = [g.lo for g in self.segments]

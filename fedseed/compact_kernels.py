@@ -53,6 +53,9 @@ _KERNELS: dict[str, Callable] = {"plain": _k_plain, "perturbed": _k_perturbed, "
 
 @cache
 def _compiled(name: str) -> Callable:
+    # one graph per output dtype (fp32, bf16, fp16) and per size class (dynamo specialises a length of one row):
+    # more than dynamo's default of 8 for one function in a process that uses several dtypes
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     return torch.compile(_KERNELS[name], dynamic=True, fullgraph=True, options=fused.OPTIONS)
 
 

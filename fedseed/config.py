@@ -20,6 +20,21 @@ from fedseed.strategies.base import StrategyConfig
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
+def device_problem(name: str) -> str | None:
+    """Why this process cannot compute on the device `name` ("cpu", "cuda" or "cuda:N"), or None."""
+    if name == "cpu":
+        return None
+    if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
+        return f"must be 'cpu', 'cuda' or 'cuda:N', not {name!r}"
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"is {name!r} but no CUDA device is visible to this process"
+    if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
+        return f"is {name!r} but this process sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
 @dataclass
 class RunSection:
     seed: int = 0
@@ -36,7 +51,7 @@ class ModelSection:
     max_length: int = 128
     threads: int = 0  # 0 = torch's default
     state: str = "auto"  # compact (int32, streamed) | wide (fp32 + fp32 base + int64) | auto: compact where it can
-    compute_dtype: str = "float32"  # the forward's dtype: float32 | bfloat16 | float16 (the state stays exact)
+    compute_dtype: str = "float32"  # forwards autocast to bfloat16 | float16, or float32 (the state: exact)
 
 
 @dataclass
@@ -161,6 +176,7 @@ def validate(cfg: Config) -> None:
         ("federation.batch_size", cfg.federation.batch_size >= 1, "must be >= 1"),
         ("model.backend", cfg.model.backend in ("eager", "compiled"), "must be 'eager' or 'compiled'"),
         ("model.max_length", cfg.model.max_length >= 8, "must be >= 8"),
+        ("model.device", (device_issue := device_problem(cfg.model.device)) is None, device_issue or ""),
         ("model.compute_dtype", cfg.model.compute_dtype in COMPUTE_DTYPES,
          f"must be one of {', '.join(COMPUTE_DTYPES)}"),
         ("data.eval_size", cfg.data.eval_size >= 1, "must be >= 1"),

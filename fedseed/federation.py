@@ -102,19 +102,15 @@ def split_data(cfg: Config, data: Dataset | None = None,
 
 
 def autocast_dtype(cfg: Config) -> torch.dtype | None:
-    """The dtype a wide state's fp32 forwards autocast to (None: fp32, or a compact state, which computes in its
-    dtype itself)."""
-    if cfg.model.compute_dtype == "float32" or cfg.model.state == "compact":
-        return None
-    return torch_dtype(cfg.model.compute_dtype)
+    """The dtype the forwards autocast to (None: fp32 throughout)."""
+    return None if cfg.model.compute_dtype == "float32" else torch_dtype(cfg.model.compute_dtype)
 
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
     """Score a Hugging Face checkpoint folder on the run's held-out examples, as the simulation does."""
     lm = load_model(checkpoint, cfg.model.device)
     ds, _, eval_idx = split_data(cfg)
-    dtype = None if cfg.model.compute_dtype == "float32" else torch_dtype(cfg.model.compute_dtype)
-    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, autocast=dtype)
+    objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, autocast=autocast_dtype(cfg))
     return objective.evaluate(lm.model, [ds.examples[i] for i in eval_idx], cfg.eval.batch_size,
                               cfg.eval.rouge, cfg.eval.max_new_tokens)
 

@@ -61,7 +61,7 @@ class Objective:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, dataset: Dataset, max_length: int = 128,
                  device: str = "cpu", loss_fn: LossFn | None = None, autocast: torch.dtype | None = None) -> None:
         self.loss_fn = loss_fn
-        self.autocast = autocast  # forwards of fp32 weights in this dtype (a compact state computes in it itself)
+        self.autocast = autocast  # the dtype of mixed-precision forwards (None: as the weights are)
         self.tok = tokenizer
         self.max_length = max_length
         self.device = device

@@ -97,8 +97,17 @@ class Streamer:
             raise RuntimeError("the compact state streams weights for forwards without autograd only "
                                "(run under torch.no_grad or torch.inference_mode)")
 
+    def _exact(self) -> contextlib.AbstractContextManager:
+        """Materialising runs outside any autocast of the forward: the weights are the state's, in their dtype
+        (and the compiled kernels see one global state, not one per autocast setting)."""
+        return torch.autocast(self.state.device.type, enabled=False)
+
     def _fill(self, module: torch.nn.Module, args: tuple) -> None:
         self._check_mode()
+        with self._exact():
+            self._fill_params(module)
+
+    def _fill_params(self, module: torch.nn.Module) -> None:
         cursor = 0
         for p, i in self.owners[module]:
             slot = self.state.layout.slots[i]
@@ -127,7 +136,8 @@ class Streamer:
             lo = slot.offset + r0 * per_row
             hi = slot.offset + (r1 * per_row if r1 < total else slot.padded)  # the last chunk takes the padding
             buf = self.scratch[:hi - lo]
-            self.state.weights(lo, hi, self.state.perturbation, buf)
+            with self._exact():
+                self.state.weights(lo, hi, self.state.perturbation, buf)
             yield r0, r1, buf[:(r1 - r0) * per_row].view(r1 - r0, per_row)
 
     def gathered_rows(self, module: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
@@ -138,7 +148,8 @@ class Streamer:
         q = self.state.q[slot.offset:slot.offset + slot.numel].view(-1, per_row)[rows]
         out = torch.empty(q.shape, dtype=self.state.compute_dtype, device=q.device)
         starts = rows.to(torch.int64) * per_row + slot.offset
-        self.state.weight_rows(slot.offset, q, starts, self.state.perturbation, out)
+        with self._exact():
+            self.state.weight_rows(slot.offset, q, starts, self.state.perturbation, out)
         return out
 
     @contextlib.contextmanager

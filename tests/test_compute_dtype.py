@@ -15,6 +15,7 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.models import load_model, tiny_llama
 from fedseed.replay import materialize_round
 from fedseed.roundlog import RoundLog
+from fedseed.state import build_state
 from fedseed.strategies.base import GlobalUpdate
 from fedseed.zo import spsa_scalar
 from simulations.engine import simulate
@@ -61,6 +62,18 @@ def test_a_bf16_checkpoint_loads_as_stored_and_its_base_is_exact(bf16_folder):
     assert float((got.float() - want).abs().max()) < 0.05 * float(want.abs().max())
 
 
+def test_a_run_state_keeps_frozen_bf16_weights_as_stored_under_autocast(bf16_folder):
+    model = load_model(str(bf16_folder), as_stored=True).model
+    reference = load_model(str(bf16_folder)).model
+    layout = build_layout(model, [r"\.mlp\."], model_checksum(model))
+    state = build_state("compact", model, layout, DirectionEngine("compiled"), "bfloat16")
+    frozen = [p for n, p in model.named_parameters() if ".mlp." not in n]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen) and state.base_rounded == 0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = model(IDS).logits.float(), reference(IDS).logits.float()
+    torch.testing.assert_close(got, want, atol=2e-2, rtol=2e-2)  # bf16 rounding apart, the fp32 model's forward
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_forwards_compute_in_their_dtype_with_frozen_weights_cast(dtype):
     with BUILDING:
@@ -82,7 +95,7 @@ def test_half_forwards_compute_in_their_dtype_with_frozen_weights_cast(dtype):
 def test_a_run_in_bf16_trains_and_records_its_dtype(state, tmp_path):
     cfg = load_config(SMOKE, [f"model.state={state}", "model.compute_dtype=bfloat16", "run.rounds=2",
                               "eval.every=1"])
-    assert (autocast_dtype(cfg) is None) == (state == "compact")
+    assert autocast_dtype(cfg) == torch.bfloat16
     summary = simulate(cfg, str(tmp_path), progress=False)
     with RoundLog.open_existing(tmp_path) as log:
         assert log.meta("config")["model"]["compute_dtype"] == "bfloat16"

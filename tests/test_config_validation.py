@@ -132,6 +132,14 @@ def test_client_file_with_a_wrong_type_is_refused(tmp_path, capsys):
     path.write_text('[client]\nid = "c0"\nthreads = 1.5\n')
     assert main(["client", "--server", "127.0.0.1:1", "--config", str(path)]) == 2
     assert one_error_line(capsys) == "fedseed: error: config key 'client.threads' must be int, got float (1.5)"
+    path.write_text('[client]\nid = "c0"\nkey = "c0.ed25519"\ndevice = "tpu"\n')
+    assert main(["client", "--server", "127.0.0.1:1", "--config", str(path)]) == 2
+    assert one_error_line(capsys) == ("fedseed: error: config key 'client.device' must be 'cpu', 'cuda' or "
+                                      "'cuda:N', not 'tpu'")
+    path.write_text('[client]\nid = "c0"\nkey = "c0.ed25519"\ncompute_dtype = "int8"\n')
+    assert main(["client", "--server", "127.0.0.1:1", "--config", str(path)]) == 2
+    assert one_error_line(capsys) == ("fedseed: error: config key 'client.compute_dtype' must be one of float32, "
+                                      "bfloat16, float16")
     assert not out.exists()
 
 
