@@ -6,8 +6,11 @@
    on CUDA against the CPU's seed-by-seed eager reference);
 2. the rows of bench/speed.py on the device: device copy bandwidth, one-seed perturb vs normal_ + add_ and as
    a fraction of the copy (goal >= 0.7), the n-seed rebuild vs the FedKSeed-style loop and vs n one-seed
-   passes, and a zeroth-order step vs 2 x forward on SmolLM2, batch 8 x 128.
-Exit status 1 when any bit-identity check fails.
+   passes, and a zeroth-order step vs 2 x forward on SmolLM2, batch 8 x 128;
+3. the compact state (bench/gpu_state_rows.py): CUDA = CPU, materialising bandwidth against a device copy,
+   step vs 2 forwards at batch 16 x 128 in fp32 and bf16, client max_memory_allocated against inference;
+4. tests/test_cuda.py: a CPU coordinator and a CUDA client (bf16 forwards) ending a run on one checksum.
+Exit status 1 when any bit-identity check or the test fails.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import gpu_state_rows  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import ROOT, SMOLLM2_SIZE, smollm2_batch  # noqa: E402
+from common import ROOT, SMOLLM2_SIZE, Row, smollm2_batch  # noqa: E402
 from gpu_check import bits_equal, run_ops  # noqa: E402
 from kernel_rows import kernel_rows  # noqa: E402
 from rebuild_rows import rebuild_rows  # noqa: E402
@@ -71,9 +76,18 @@ def main() -> int:
     for kind in rng_spec.KINDS:
         rows += rebuild_rows(shapes, args.seeds, kind, baseline_seeds=16, device="cuda")
     rows += zo_rows(model, objective, batch, args.repeats, rng_spec.KINDS)
+    del model
+    state_rows, state_ok = gpu_state_rows.identity_rows()
+    rows += state_rows + gpu_state_rows.bandwidth_rows(args.repeats) + gpu_state_rows.step_rows(args.repeats)
+    rows += gpu_state_rows.memory_rows()
+    test = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_cuda.py"], cwd=ROOT,
+                          capture_output=True, text=True)
+    print(test.stdout[-2000:])
+    rows.append(Row("tests/test_cuda.py (CPU coordinator + CUDA client, equal checksums)", None,
+                    float(test.returncode == 0), "(1 = passed)"))
     header = f"fedseed bench/gpu.py: {torch.cuda.get_device_name()}, torch {torch.__version__}"
     print(header + "\n" + format_table(rows))
-    ok = all(c["bit_identical"] for c in checks)
+    ok = all(c["bit_identical"] for c in checks) and state_ok and test.returncode == 0
     print(f"CPU = CUDA bit for bit: {ok}")
     Path(args.out).write_text(json.dumps({"header": header, "checks": checks, "all_bit_identical": ok,
                                           "rows": [dataclasses.asdict(r) for r in rows]}, indent=1) + "\n")

@@ -70,7 +70,7 @@ def _measure(mode: str, model_name: str, dtype: str = "float32") -> dict:
         model.to(getattr(torch, dtype))
     else:
         layout = build_layout(model, None, model_checksum(model))
-        state = build_state(mode, model, layout, DirectionEngine("compiled"), dtype)
+        state = build_state(mode, model, layout, DirectionEngine("compiled"), getattr(torch, dtype))
         state_bytes = state.q.numel() * 4 if mode == "compact" else layout.size * (4 + 4 + 8)
         scratch = state._streamer.scratch.numel() * 4 if mode == "compact" else 0
         spsa_scalar(state, 1, 1e-3, "rademacher", loss, lr=1e-6)  # compile

@@ -47,7 +47,7 @@ def _compact_times(load, name: str, repeats: int) -> tuple[dict[str, float], str
     model, objective, batch = load()
     plain = copy.deepcopy(model).to(getattr(torch, name))
     state = build_state("compact", model, build_layout(model, None, model_checksum(model)),
-                        DirectionEngine("compiled"), name)
+                        DirectionEngine("compiled"), getattr(torch, name))
 
     def forward() -> None:
         with torch.inference_mode():

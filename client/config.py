@@ -26,7 +26,7 @@ class ClientSection:
     # this client's own compute: forwards are local, and the state every party compares is bit-identical on any
     # device and in any forward dtype
     device: str = ""  # cpu | cuda | cuda:N (empty: the run's model.device)
-    compute_dtype: str = ""  # float32 | bfloat16 | float16 (empty: the run's model.compute_dtype)
+    compute_dtype: str = ""  # float32 | bfloat16 | float16 | auto (empty: the run's model.compute_dtype)
     heartbeat_s: float = 20.0  # sent only after this long without any call (keep below the server's timeout)
     wait_ms: int = 20_000  # long-poll length asked of the coordinator
     reconnect_timeout_s: float = 300.0  # give up after the coordinator is unreachable this long

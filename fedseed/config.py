@@ -17,7 +17,7 @@ from fedseed.robust import RobustSection
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
 
-COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: bf16 where native (fedseed/precision.py)
 
 
 def device_problem(name: str) -> str | None:
@@ -51,7 +51,7 @@ class ModelSection:
     max_length: int = 128
     threads: int = 0  # 0 = torch's default
     state: str = "auto"  # compact (int32, streamed) | wide (fp32 + fp32 base + int64) | auto: compact where it can
-    compute_dtype: str = "float32"  # forwards autocast to bfloat16 | float16, or float32 (the state: exact)
+    compute_dtype: str = "float32"  # forwards autocast to bfloat16 | float16 | auto, or float32 (the state: exact)
 
 
 @dataclass

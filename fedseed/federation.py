@@ -20,8 +20,9 @@ from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
 from fedseed.objective import Batch, LossFn, Objective
+from fedseed.precision import forward_dtype
 from fedseed.seeds import derive
-from fedseed.state import ModelState, build_state, loads_as_stored, torch_dtype
+from fedseed.state import ModelState, build_state, loads_as_stored
 from fedseed.strategies import build_strategy
 from fedseed.strategies.base import LocalContext, RunSetup, Strategy
 
@@ -102,8 +103,9 @@ def split_data(cfg: Config, data: Dataset | None = None,
 
 
 def autocast_dtype(cfg: Config) -> torch.dtype | None:
-    """The dtype the forwards autocast to (None: fp32 throughout)."""
-    return None if cfg.model.compute_dtype == "float32" else torch_dtype(cfg.model.compute_dtype)
+    """The dtype this party's forwards autocast to (None: fp32 throughout)."""
+    dtype = forward_dtype(cfg.model.compute_dtype, cfg.model.device)
+    return None if dtype == torch.float32 else dtype
 
 
 def evaluate_checkpoint(cfg: Config, checkpoint: str) -> dict[str, float]:
@@ -129,7 +131,7 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)
     state = build_state(cfg.model.state, lm.model, layout, DirectionEngine(cfg.model.backend),
-                        cfg.model.compute_dtype)
+                        autocast_dtype(cfg) or torch.float32)
     ds, train_idx, eval_idx = split_data(cfg, data, eval_data)
     shards = partition(ds, train_idx, cfg.federation.num_clients, cfg.data.partition, cfg.data.alpha, cfg.run.seed)
     objective = Objective(lm.tokenizer, ds, cfg.model.max_length, cfg.model.device, loss_fn, autocast_dtype(cfg))

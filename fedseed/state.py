@@ -175,7 +175,7 @@ STATE_FORMATS = ("wide", "compact")
 
 
 def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: DirectionEngine,
-                compute_dtype: str = "float32") -> ModelState:
+                compute_dtype: torch.dtype = torch.float32) -> ModelState:
     """The state of a run's format: "wide" (fp32 weights + fp32 base + int64 delta) or "compact" (int32 only).
     Both hold fp32 trainable weights for the forward; a half compute_dtype is autocast (objective.Objective), so
     frozen weights may stay in their stored half dtype. (On CPU, autocast over fp32 weights and activations ran a
@@ -184,18 +184,10 @@ def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: Direct
     if fmt == "compact":
         from fedseed.compact import CompactState
 
-        return CompactState(model, layout, engine, keep_frozen=torch_dtype(compute_dtype) != torch.float32)
+        return CompactState(model, layout, engine, keep_frozen=compute_dtype != torch.float32)
     if fmt != "wide":
         raise ValueError(f"unknown state format {fmt!r}; expected one of {', '.join(STATE_FORMATS)}")
     return FlatState(model, layout, engine)
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a model.compute_dtype name."""
-    dtype = getattr(torch, name, None)
-    if name not in ("float32", "bfloat16", "float16") or not isinstance(dtype, torch.dtype):
-        raise ValueError(f"unknown compute dtype {name!r}; expected float32, bfloat16 or float16")
-    return dtype
 
 
 def loads_as_stored(fmt: str) -> bool:

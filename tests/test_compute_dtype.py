@@ -66,7 +66,7 @@ def test_a_run_state_keeps_frozen_bf16_weights_as_stored_under_autocast(bf16_fol
     model = load_model(str(bf16_folder), as_stored=True).model
     reference = load_model(str(bf16_folder)).model
     layout = build_layout(model, [r"\.mlp\."], model_checksum(model))
-    state = build_state("compact", model, layout, DirectionEngine("compiled"), "bfloat16")
+    state = build_state("compact", model, layout, DirectionEngine("compiled"), torch.bfloat16)
     frozen = [p for n, p in model.named_parameters() if ".mlp." not in n]
     assert frozen and all(p.dtype == torch.bfloat16 for p in frozen) and state.base_rounded == 0
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -105,5 +105,17 @@ def test_a_run_in_bf16_trains_and_records_its_dtype(state, tmp_path):
 
 
 def test_an_unknown_compute_dtype_is_refused():
-    with pytest.raises(ConfigError, match="model.compute_dtype.*float32, bfloat16, float16"):
+    with pytest.raises(ConfigError, match="model.compute_dtype.*float32, bfloat16, float16, auto"):
         load_config(SMOKE, ["model.compute_dtype=int8"])
+
+
+def test_auto_is_bf16_only_where_the_cpu_multiplies_bf16_natively(monkeypatch):
+    from fedseed import precision
+
+    for flags, expected in ((frozenset({"avx2", "avx512f"}), torch.float32),
+                            (frozenset({"avx512_bf16"}), torch.bfloat16), (frozenset({"amx_bf16"}), torch.bfloat16)):
+        monkeypatch.setattr(precision, "_cpu_flags", lambda f=flags: f)
+        assert precision.forward_dtype("auto", "cpu") == expected
+    assert precision.forward_dtype("float16", "cpu") == torch.float16
+    with pytest.raises(ValueError, match="unknown compute dtype 'int8'"):
+        precision.forward_dtype("int8", "cpu")

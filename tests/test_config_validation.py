@@ -139,7 +139,7 @@ def test_client_file_with_a_wrong_type_is_refused(tmp_path, capsys):
     path.write_text('[client]\nid = "c0"\nkey = "c0.ed25519"\ncompute_dtype = "int8"\n')
     assert main(["client", "--server", "127.0.0.1:1", "--config", str(path)]) == 2
     assert one_error_line(capsys) == ("fedseed: error: config key 'client.compute_dtype' must be one of float32, "
-                                      "bfloat16, float16")
+                                      "bfloat16, float16, auto")
     assert not out.exists()
 
 
