@@ -109,6 +109,7 @@ class RunSummary:
     epsilon: float | None = None  # dp: the run's final epsilon (at privacy.delta)
     stopped: str | None = None  # why the run ended before its last round (its privacy budget)
     privacy: dict | None = None  # a private run's constants: levels, noise multiplier, rounds per client
+    compute_dtype: str | None = None  # this process's forwards (model.compute_dtype = auto resolved)
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -136,6 +137,9 @@ class RunSummary:
         traffic = [r.traffic["up"] + r.traffic["down"] for r in trained if r.traffic]
         spent = [r.epsilon for r in trained if r.epsilon is not None]
         extra.setdefault("epsilon", spent[-1] if spent else None)
+        from fedseed.precision import forward_dtype
+
+        extra.setdefault("compute_dtype", str(forward_dtype(cfg.model.compute_dtype, cfg.model.device))[6:])
         return cls(mode=mode, strategy=cfg.strategy.name, model=cfg.model.name, data=cfg.data.source,
                    rounds=trained[-1].round if trained else 0, seed=cfg.run.seed,
                    num_clients=cfg.federation.num_clients,

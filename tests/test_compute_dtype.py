@@ -101,7 +101,7 @@ def test_a_run_in_bf16_trains_and_records_its_dtype(state, tmp_path):
         assert log.meta("config")["model"]["compute_dtype"] == "bfloat16"
         _, replayed = materialize_round(log, 2)  # replay (in fp32) reaches the logged checksum
         assert replayed.checksum() == log.checksum(2)
-    assert np.isfinite(summary["final"]["eval_loss"])
+    assert np.isfinite(summary["final"]["eval_loss"]) and summary["compute_dtype"] == "bfloat16"
 
 
 def test_an_unknown_compute_dtype_is_refused():
