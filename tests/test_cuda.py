@@ -14,7 +14,9 @@ from fedseed.layout import build_layout, model_checksum
 from fedseed.models import tiny_llama
 from fedseed.strategies.base import GlobalUpdate
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+def needs_cuda(test):
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")(test))
 
 
 def compact_on(device: str, backend: str = "compiled") -> CompactState:
@@ -55,6 +57,7 @@ def test_compact_state_on_cuda_is_bit_identical_to_cpu(backend):
 
 
 @needs_cuda
+@pytest.mark.federation
 def test_cpu_coordinator_and_cuda_client_end_on_one_checksum(tmp_path):
     live = LiveFederation("simulations/loopback.toml", ["run.rounds=3"], tmp_path)
     with open(live.client_tomls[0], "a") as f:
