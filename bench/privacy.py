@@ -1,7 +1,7 @@
 """Privacy on the real model: SmolLM2-135M sentiment at the quickstart's settings (20 rounds, 4 of 20 clients a
-round, 3 zeroth-order steps each), over seeds, for each private mode beside the non-private runs it is compared
-with. Each run is a `fedseed simulate` of its own (resumable: rerun the script after an interruption, finished
-runs are kept); the table goes to bench/results/privacy.{json,txt}.
+round, 3 zeroth-order steps each; fp32 forwards, as the table was measured), over seeds, for each private mode
+beside the non-private runs it is compared with. Each run is a `fedseed simulate` of its own (resumable: rerun
+the script after an interruption, finished runs are kept); the table goes to bench/results/privacy.{json,txt}.
 
     shared, plain mean     non-private, every client of a round on the same seeds, no bound (secure aggregation's
                            sum without its masks)
@@ -47,7 +47,7 @@ def run(name: str, seed: int) -> None:
     if (out / "summary.json").exists():
         return
     sets = [f"{k}={json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v}"
-            for k, v in (RUNS[name] | {"run.seed": seed}).items()]
+            for k, v in (RUNS[name] | {"run.seed": seed, "model.compute_dtype": "float32"}).items()]
     resume = ["--resume"] if (out / "log.sqlite").exists() else ["--overwrite"]
     cmd = [sys.executable, "-m", "fedseed.cli", "simulate", str(ROOT / "simulations" / "quickstart.toml"),
            "--out", str(out), "--quiet", *resume, *[a for s in sets for a in ("--set", s)]]

@@ -44,7 +44,8 @@ def run(name: str, flip: bool, settings: dict, rounds: int, out: Path) -> dict:
     resume = (folder / "log.sqlite").exists() and not (folder / "summary.json").exists()
     t0 = time.time()
     history = fedseed.simulate(config=str(ROOT / "simulations" / "quickstart.toml"), strategy=strategy,
-                               settings={"run.rounds": rounds, **rest}, out=str(folder), overwrite=not resume,
+                               settings={"run.rounds": rounds, "model.compute_dtype": "float32", **rest},
+                               out=str(folder), overwrite=not resume,
                                resume=resume) if not (folder / "summary.json").exists() else None
     summary = json.loads((folder / "summary.json").read_text())
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
