@@ -102,6 +102,7 @@ class CompactState:
             if not keep_frozen and name not in trainable and p.is_floating_point() and p.dtype != compute_dtype:
                 p.data = p.data.to(compute_dtype)
         self.segments = self._segments()
+        ck.warm_units(set(self.exponents), device)
         self._segment_starts = [g.lo for g in self.segments]
         self.bounds = {s: self._exact_max(s) for s in set(self.exponents)}  # an upper bound of |q| per class
         self.perturbation: tuple[int, float] | None = None

@@ -59,22 +59,26 @@ def _compiled(name: str) -> Callable:
     return torch.compile(_KERNELS[name], dynamic=True, fullgraph=True, options=fused.OPTIONS)
 
 
-# A forward materialises every module's weights: hundreds of small kernel calls, where building the same 0-d
-# argument tensors again each time cost as much as the kernels themselves.
-@lru_cache(maxsize=8192)
 def _i32(value: int, device: torch.device) -> Tensor:
     return fused.i32(value, device)
 
 
-@lru_cache(maxsize=64)
 def _f32(value: float, device: torch.device) -> Tensor:
     return torch.tensor(value, dtype=torch.float32, device=device)
 
 
-@lru_cache(maxsize=64)
 def _keys(seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
     ka, kb = rng_spec.seed_keys(seed)
     return _i32(ka, device), _i32(kb, device)
+
+
+# Argument tensors are made per call (a few microseconds), not kept in a cache filled during the first
+# forwards: small long-lived allocations made between a forward's activations pin the heap, and the freed
+# activations then stay resident (+300 MiB of peak RSS on SmolLM2). Only the units, made when the state is
+# built, are kept.
+@lru_cache(maxsize=64)
+def unit_tensor(exponent: int, device: torch.device) -> Tensor:
+    return _f32(2.0**-exponent, device)
 
 
 def _signs_eager(n: int, start: int, seed: int, device: torch.device) -> Tensor:
@@ -83,12 +87,18 @@ def _signs_eager(n: int, start: int, seed: int, device: torch.device) -> Tensor:
     return _z_int(n // 32, sw, ka, kb, None, device).view(-1)
 
 
+def warm_units(exponents: set[int], device: torch.device) -> None:
+    """Make the units of a state's exponents now, before any forward (see `unit_tensor`)."""
+    for e in exponents:
+        unit_tensor(e, device)
+
+
 def materialize(out: Tensor, q: Tensor, start: int, exponent: int, perturbation: tuple[int, float] | None,
                 backend: str) -> None:
     """out = float32(q) * 2**-exponent (+ scale * z(seed) over global elements from `start`), in out's dtype.
 
     `start` and the length are multiples of 32 (slots are padded to 64)."""
-    unit = _f32(2.0**-exponent, q.device)
+    unit = unit_tensor(exponent, q.device)
     if perturbation is None:
         if backend == "compiled":
             _compiled("plain")(out, q, unit)
@@ -118,7 +128,7 @@ def materialize_rows(out: Tensor, q: Tensor, starts: Tensor, exponent: int,
                      perturbation: tuple[int, float] | None, backend: str) -> None:
     """Rows of a matrix gathered by index (an embedding's looked-up rows): out[r] = the computed weights of the
     row q[r] whose first global element is starts[r] (int64, multiples of 32; rows a multiple of 32 long)."""
-    unit = _f32(2.0**-exponent, q.device)
+    unit = unit_tensor(exponent, q.device)
     if perturbation is None:
         _k_plain(out, q, unit)
         return
