@@ -303,13 +303,6 @@ class CompactState:
             ck.materialize(out[a - lo:b - lo], self.q[a:b], a, g.exponent, perturbation, self.engine.backend)
         return out
 
-    def weight_rows(self, slot_offset: int, q: torch.Tensor, starts: torch.Tensor,
-                    perturbation: tuple[int, float] | None, out: torch.Tensor) -> None:
-        """The computed weights of rows gathered from the slot at slot_offset (q [n, row], starts their first
-        elements)."""
-        g = self.segments[bisect.bisect_right(self._segment_starts, slot_offset) - 1]
-        ck.materialize_rows(out, q, starts, g.exponent, perturbation, self.engine.backend)
-
     @contextlib.contextmanager
     def resident(self) -> Iterator[None]:
         """Every trainable parameter holds its computed weights for the duration (export, generation)."""

@@ -15,7 +15,7 @@ from functools import cache, lru_cache
 import torch
 
 from fedseed import fused, rng_spec
-from fedseed.directions import EAGER_CHUNK, _mix32, _z_int
+from fedseed.directions import EAGER_CHUNK, _z_int
 
 Tensor = torch.Tensor
 ADD_CHUNK = 1 << 20  # elements per int64 partial sum when many seeds are added at once
@@ -32,23 +32,12 @@ def _k_perturbed(out: Tensor, q: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb:
     o2.copy_((q2.to(torch.float32) * unit + scale * z).to(out.dtype))
 
 
-def _k_rows(out: Tensor, q: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb: Tensor, unit: Tensor,
-            scale: Tensor) -> None:
-    """Rows [n, per_row] gathered from anywhere in a slot; sw holds each row's first word."""
-    n, per_row = q.shape
-    j = sw[:, None] + torch.arange(per_row // 32, dtype=torch.int32, device=q.device)
-    h = fused.word_hash(j, ka, kb, hi)
-    shifts = torch.arange(32, dtype=torch.int32, device=q.device)
-    z = (1 - 2 * ((h[:, :, None] >> shifts) & 1)).view(n, per_row).to(torch.float32)
-    out.copy_((q.to(torch.float32) * unit + scale * z).to(out.dtype))
-
-
 def _k_add(q: Tensor, sw: Tensor, hi: Tensor, ka: Tensor, kb: Tensor, coef: Tensor) -> None:
     q2 = q.view(-1, 32)
     q2.add_(coef * fused._signs(q2.shape[0], sw, hi, ka, kb))
 
 
-_KERNELS: dict[str, Callable] = {"plain": _k_plain, "perturbed": _k_perturbed, "rows": _k_rows, "add": _k_add}
+_KERNELS: dict[str, Callable] = {"plain": _k_plain, "perturbed": _k_perturbed, "add": _k_add}
 
 
 @cache
@@ -122,30 +111,6 @@ def materialize(out: Tensor, q: Tensor, start: int, exponent: int, perturbation:
         qc = q[lo:lo + EAGER_CHUNK]
         z = _signs_eager(qc.numel(), start + lo, seed, q.device).to(torch.float32)
         out[lo:lo + EAGER_CHUNK].copy_((qc.to(torch.float32) * unit + scale * z).to(out.dtype))
-
-
-def materialize_rows(out: Tensor, q: Tensor, starts: Tensor, exponent: int,
-                     perturbation: tuple[int, float] | None, backend: str) -> None:
-    """Rows of a matrix gathered by index (an embedding's looked-up rows): out[r] = the computed weights of the
-    row q[r] whose first global element is starts[r] (int64, multiples of 32; rows a multiple of 32 long)."""
-    unit = unit_tensor(exponent, q.device)
-    if perturbation is None:
-        _k_plain(out, q, unit)
-        return
-    seed, scale_value = perturbation
-    scale = _f32(scale_value, q.device)
-    words = starts // 32
-    if backend == "compiled" and q.numel() and int(words.max() + q.shape[1] // 32) >> 32 == int(words.min()) >> 32:
-        ka, kb = _keys(seed, q.device)
-        low = words & rng_spec.M32
-        low = torch.where(low >= 2**31, low - 2**32, low).to(torch.int32)  # the same bits, signed
-        _compiled("rows")(out, q, low, _i32(int(words.min()) >> 32, q.device), ka, kb, unit, scale)
-        return
-    ka, kb = (torch.tensor(k, dtype=torch.int64, device=q.device) for k in rng_spec.seed_keys(seed))
-    j = words[:, None] + torch.arange(q.shape[1] // 32, dtype=torch.int64, device=q.device)
-    h = _mix32(_mix32((j & rng_spec.M32) ^ ka) ^ (j >> 32) ^ kb)
-    z = (1 - 2 * ((h[:, :, None] >> torch.arange(32, device=q.device)) & 1)).view(q.shape).to(torch.float32)
-    out.copy_((q.to(torch.float32) * unit + scale * z).to(out.dtype))
 
 
 def add_one(q: Tensor, start: int, seed: int, coef: int, backend: str) -> None:

@@ -140,18 +140,6 @@ class Streamer:
                 self.state.weights(lo, hi, self.state.perturbation, buf)
             yield r0, r1, buf[:(r1 - r0) * per_row].view(r1 - r0, per_row)
 
-    def gathered_rows(self, module: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
-        """The computed weights of the given rows of a chunked layer's matrix (row length a multiple of 32)."""
-        self._check_mode()
-        slot = self.state.layout.slots[self.owners[module][0][1]]
-        per_row = self._row_elements(module)
-        q = self.state.q[slot.offset:slot.offset + slot.numel].view(-1, per_row)[rows]
-        out = torch.empty(q.shape, dtype=self.state.compute_dtype, device=q.device)
-        starts = rows.to(torch.int64) * per_row + slot.offset
-        with self._exact():
-            self.state.weight_rows(slot.offset, q, starts, self.state.perturbation, out)
-        return out
-
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Every trainable parameter holds its computed weights (a fresh buffer each) for the duration."""
@@ -178,9 +166,6 @@ def _linear(streamer: Streamer, module: torch.nn.Linear, x: torch.Tensor) -> tor
 def _embedding(streamer: Streamer, module: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= module.num_embeddings):
         raise IndexError(f"index out of range of an embedding of {module.num_embeddings} rows")
-    if module.embedding_dim % 32 == 0:  # rows start on whole hash words: compute only the rows looked up
-        rows, inverse = torch.unique(ids.reshape(-1), return_inverse=True)
-        return streamer.gathered_rows(module, rows)[inverse].view(*ids.shape, module.embedding_dim)
     out = torch.empty(*ids.shape, module.embedding_dim, dtype=streamer.state.compute_dtype, device=ids.device)
     for r0, r1, w in streamer.rows(module):
         hit = (ids >= r0) & (ids < r1)

@@ -159,20 +159,6 @@ def test_eager_and_compiled_agree():
     assert torch.equal(a.weights(0, size, a.perturbation), b.weights(0, size, b.perturbation))
 
 
-@pytest.mark.parametrize("backend", ["eager", "compiled"])
-def test_gathered_embedding_rows_equal_the_streamed_matrix(backend):
-    state = compact(tiny(), backend)
-    state.apply_seeds(*(lambda u: (u.seeds, u.coef_ints(), u.kind))(seeds_update(np.random.default_rng(2), 5)))
-    slot = next(s for s in state.layout.slots if s.name.endswith("embed_tokens.weight"))
-    rows = torch.tensor([0, 3, 3, 259, 17])
-    for perturbation in (None, (11, 1e-3), (11, -2.5e-3)):
-        whole = state.weights(slot.offset, slot.offset + slot.padded, perturbation)[:slot.numel].view(slot.shape)
-        out = torch.empty(len(rows), slot.shape[1])
-        q = state.q[slot.offset:slot.offset + slot.numel].view(slot.shape)[rows]
-        state.weight_rows(slot.offset, q, rows * slot.shape[1] + slot.offset, perturbation, out)
-        assert torch.equal(out, whole[rows])
-
-
 def test_embedding_rows_off_word_boundaries_stream_in_chunks():
     with torch.random.fork_rng():
         torch.manual_seed(0)
