@@ -179,8 +179,8 @@ def build_state(fmt: str, model: torch.nn.Module, layout: Layout, engine: Direct
     """The state of a run's format: "wide" (fp32 weights + fp32 base + int64 delta) or "compact" (int32 only).
     Both hold fp32 trainable weights for the forward; a half compute_dtype is autocast (objective.Objective), so
     frozen weights may stay in their stored half dtype. (On CPU, autocast over fp32 weights and activations ran a
-    SmolLM2 forward 2.8x faster than fp32 where a model held wholly in bf16 ran 1.1x: bf16 elementwise kernels
-    are slow there.)"""
+    SmolLM2 forward 2.6x faster than fp32 where a model held wholly in bf16 ran 1.5x: bf16 elementwise kernels
+    are slow there; docs/performance.md.)"""
     if fmt == "compact":
         from fedseed.compact import CompactState
 
