@@ -48,17 +48,12 @@ def _compiled(name: str) -> Callable:
     return torch.compile(_KERNELS[name], dynamic=True, fullgraph=True, options=fused.OPTIONS)
 
 
-def _i32(value: int, device: torch.device) -> Tensor:
-    return fused.i32(value, device)
-
-
 def _f32(value: float, device: torch.device) -> Tensor:
     return torch.tensor(value, dtype=torch.float32, device=device)
 
 
 def _keys(seed: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    ka, kb = rng_spec.seed_keys(seed)
-    return _i32(ka, device), _i32(kb, device)
+    return tuple(fused.i32(k, device) for k in rng_spec.seed_keys(seed))  # type: ignore[return-value]
 
 
 # Argument tensors are made per call (a few microseconds), not kept in a cache filled during the first
@@ -96,16 +91,13 @@ def materialize(out: Tensor, q: Tensor, start: int, exponent: int, perturbation:
             _k_plain(out[lo:lo + EAGER_CHUNK], q[lo:lo + EAGER_CHUNK], unit)
         return
     seed, scale_value = perturbation
-    scale = _f32(scale_value, q.device)
+    scale = _f32(scale_value, q.device)  # made per call: see unit_tensor
     if backend == "compiled":
         ka, kb = _keys(seed, q.device)
         fn = _compiled("perturbed")
-        if q.numel() <= fused.SPAN and (start // 32) >> 32 == (start + q.numel()) // 32 >> 32:  # one piece
-            fn(out, q, _i32((start // 32) & rng_spec.M32, q.device), _i32((start // 32) >> 32, q.device), ka, kb,
-               unit, scale)
-            return
         for lo, length, sw, hi in fused.pieces(start, q.numel(), 32):
-            fn(out[lo:lo + length], q[lo:lo + length], _i32(sw, q.device), _i32(hi, q.device), ka, kb, unit, scale)
+            fn(out[lo:lo + length], q[lo:lo + length], fused.i32(sw, q.device), fused.i32(hi, q.device), ka, kb,
+               unit, scale)
         return
     for lo in range(0, q.numel(), EAGER_CHUNK):
         qc = q[lo:lo + EAGER_CHUNK]
@@ -119,7 +111,7 @@ def add_one(q: Tensor, start: int, seed: int, coef: int, backend: str) -> None:
     if coef == 0:
         return
     if backend == "compiled":
-        ka, kb = (fused.i32(k, q.device) for k in rng_spec.seed_keys(seed))
+        ka, kb = _keys(seed, q.device)
         c = torch.tensor(coef, dtype=torch.int32, device=q.device)
         fn = _compiled("add")
         for lo, length, sw, hi in fused.pieces(start, q.numel(), 32):

@@ -132,25 +132,20 @@ class Objective:
 
     def class_logits(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         with self._forward():
-            return self._class_logits(model, batch)
-
-    def _class_logits(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, logits_to_keep=1)
+            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids, logits_to_keep=1)
         return out.logits[:, -1, self.label_ids].float()
 
     def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         """Mean loss of the batch (cross-entropy over label words, or over answer tokens)."""
-        with self._forward():
-            return self._loss(model, batch)
-
-    def _loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         if self.loss_fn is not None:
-            return self.loss_fn(model, batch)
+            with self._forward():
+                return self.loss_fn(model, batch)
         if self.classification:
-            return F.cross_entropy(self._class_logits(model, batch), batch.labels)
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids)
+            return F.cross_entropy(self.class_logits(model, batch), batch.labels)
+        with self._forward():
+            out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                        position_ids=batch.position_ids)
         logits = out.logits[:, :-1].float()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1),
                                ignore_index=IGNORE)

@@ -104,15 +104,12 @@ class Streamer:
 
     def _fill(self, module: torch.nn.Module, args: tuple) -> None:
         self._check_mode()
-        with self._exact():
-            self._fill_params(module)
-
-    def _fill_params(self, module: torch.nn.Module) -> None:
         cursor = 0
         for p, i in self.owners[module]:
             slot = self.state.layout.slots[i]
             buf = self.scratch[cursor:cursor + slot.padded]
-            self.state.weights(slot.offset, slot.offset + slot.padded, self.state.perturbation, buf)
+            with self._exact():
+                self.state.weights(slot.offset, slot.offset + slot.padded, self.state.perturbation, buf)
             p.data = buf[:slot.numel].view(slot.shape)
             cursor += slot.padded
 
