@@ -18,7 +18,7 @@ from fedseed.client.config import ClientSection
 from fedseed.client.private_submit import PrivateRoundRefused, PrivateSubmission
 from fedseed.client.session import Session
 from fedseed.codecs import CODECS
-from fedseed.config import build_config
+from fedseed.config import Config, ConfigError, build_config, device_problem
 from fedseed.data.sources import load_dataset
 from fedseed.federation import Federation, build_federation
 from fedseed.records import ClientRoundRecord, ClientSummary
@@ -37,6 +37,19 @@ class ForkError(RuntimeError):
     """This client's state disagrees with the federation's checksum: it must stop, not train."""
 
 
+def run_config_here(doc: dict, sec: ClientSection) -> Config:
+    """The run's configuration with this client's own device and forward dtype (the run's state does not depend on
+    them); a run device this machine lacks is refused naming the key that fixes it."""
+    model = doc.get("model") if isinstance(doc.get("model"), dict) else None
+    for key in ("device", "compute_dtype"):
+        if getattr(sec, key) and model is not None:
+            model[key] = getattr(sec, key)
+    if model is not None and not sec.device and (problem := device_problem(str(model.get("device", "cpu")))):
+        raise ConfigError(f"the run's model.device {problem}: set client.device (e.g. \"cpu\") in this client's "
+                          "[client] table")
+    return build_config(doc)
+
+
 class EdgeClient(PrivateSubmission):
     def __init__(self, target: str, sec: ClientSection) -> None:
         self.sec = sec
@@ -51,11 +64,7 @@ class EdgeClient(PrivateSubmission):
         offer = {"codecs": list(CODECS), "direction_kinds": list(rng_spec.KINDS), "software": SOFTWARE}
         reply = self.session.call("Join", pb.JoinRequest(**offer))  # a hello: the run, signed for no run yet
         self.session.bind(reply.run)
-        doc = json.loads(reply.run.config_json)
-        for key in ("device", "compute_dtype"):  # this client's own choice; the run's state does not depend on it
-            if getattr(self.sec, key) and isinstance(doc.get("model"), dict):
-                doc["model"][key] = getattr(self.sec, key)
-        cfg = build_config(doc)
+        cfg = run_config_here(json.loads(reply.run.config_json), self.sec)
         if self.sec.threads:
             cfg.model.threads = self.sec.threads
         self.cfg, self.index, self.run_id = cfg, reply.run.client_index, reply.run.run_id

@@ -1,6 +1,8 @@
 """Every party on CUDA: the compact state bit-identical to the CPU's, and a CPU coordinator with a CUDA client
 ending a run on one checksum. Skipped where no CUDA device is visible."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +73,18 @@ def test_cpu_coordinator_and_cuda_client_end_on_one_checksum(tmp_path):
         assert all(live.client_summary(i)["final_checksum"] == summary["final_checksum"] for i in range(live.n))
     finally:
         live.stop()
+
+
+def test_a_client_without_the_runs_device_is_told_to_set_its_own():
+    if torch.cuda.is_available():
+        pytest.skip("this process sees a CUDA device")
+    from fedseed.client.config import ClientSection
+    from fedseed.client.edge import run_config_here
+    from fedseed.config import load_document
+
+    doc = load_document("simulations/smoke.toml", [])
+    doc.setdefault("model", {})["device"] = "cuda"
+    with pytest.raises(ConfigError, match=r"run's model.device is 'cuda' but no CUDA.*set client.device"):
+        run_config_here(json.loads(json.dumps(doc)), ClientSection())
+    cfg = run_config_here(json.loads(json.dumps(doc)), ClientSection(device="cpu", compute_dtype="bfloat16"))
+    assert (cfg.model.device, cfg.model.compute_dtype) == ("cpu", "bfloat16")
