@@ -119,3 +119,12 @@ def test_auto_is_bf16_only_where_the_cpu_multiplies_bf16_natively(monkeypatch):
     assert precision.forward_dtype("float16", "cpu") == torch.float16
     with pytest.raises(ValueError, match="unknown compute dtype 'int8'"):
         precision.forward_dtype("int8", "cpu")
+
+
+def test_every_configurable_dtype_name_resolves():
+    from fedseed import precision
+    from fedseed.config import COMPUTE_DTYPES
+
+    resolved = {precision.forward_dtype(n, "cpu") for n in COMPUTE_DTYPES}
+    assert resolved <= set(precision.NAMES.values())
+    assert set(COMPUTE_DTYPES) == set(precision.NAMES) | {"auto"}
