@@ -32,10 +32,10 @@ import time
 
 import grpc
 
-from fedseed.auth import generate_key, public_hex, sign_request
+from fedseed.auth import SignedRequest, generate_key, public_hex, sign_request
 from fedseed.config import dump_toml, load_document
 from fedseed.simulations.loopback import start, wait_for_port
-from fedseed.transport import method_path, serialize
+from fedseed.transport import method_path
 from fedseed.v1 import coordinator_pb2 as pb
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -76,24 +76,27 @@ class Signer:
     def hello(self, port: int) -> Signer:
         """Learn the run and coordinator the signatures must name (a configuration-only Join)."""
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-            reply = ch.unary_unary(method_path("Join"), request_serializer=serialize,
-                                   response_deserializer=pb.JoinReply.FromString)(
+            reply = signed_call(ch.unary_unary(method_path("Join"), response_deserializer=pb.JoinReply.FromString))(
                 self.sign("Join", pb.JoinRequest()), timeout=30)
         self.run_id, self.coordinator = reply.run.run_id, reply.run.coordinator
         return self
 
-    def sign(self, method: str, msg):
+    def sign(self, method: str, msg) -> SignedRequest:
         self.nonce += 1
-        sign_request(msg, method, self.name, self.key, self.nonce, int(time.time() * 1000), self.run_id,
-                     self.coordinator)
-        return msg
+        return sign_request(msg, method, self.name, self.key, self.nonce, int(time.time() * 1000), self.run_id,
+                            self.coordinator)
+
+
+def signed_call(multicallable):
+    """The call, taking a SignedRequest: its bytes as the request, its signature in the metadata."""
+    return lambda signed, **kw: multicallable(signed.body, metadata=signed.metadata, **kw)
 
 
 def aio_call(channel: grpc.aio.Channel, method: str, reply=None, stream: bool = False):
     make = channel.unary_stream if stream else channel.unary_unary
     if reply is None:  # raw bytes both ways
         return make(method_path(method))
-    return make(method_path(method), request_serializer=serialize, response_deserializer=reply.FromString)
+    return signed_call(make(method_path(method), response_deserializer=reply.FromString))
 
 
 async def join(channel: grpc.aio.Channel, signer: Signer, fingerprint: str) -> None:
@@ -129,10 +132,9 @@ def honest(port: int, out: str, fingerprint: str, ready, stop) -> None:
     signer = Signer(pathlib.Path(out), "honest").hello(port)
     ch = grpc.insecure_channel(f"127.0.0.1:{port}")
     fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=fingerprint)
-    ch.unary_unary(method_path("Join"), request_serializer=serialize, response_deserializer=pb.JoinReply.FromString)(
+    signed_call(ch.unary_unary(method_path("Join"), response_deserializer=pb.JoinReply.FromString))(
         signer.sign("Join", pb.JoinRequest(layout=fp)), timeout=30)
-    beat = ch.unary_unary(method_path("Heartbeat"), request_serializer=serialize,
-                          response_deserializer=pb.HeartbeatReply.FromString)
+    beat = signed_call(ch.unary_unary(method_path("Heartbeat"), response_deserializer=pb.HeartbeatReply.FromString))
     ready.set()
     rows = []
     while not stop.is_set():

@@ -26,7 +26,7 @@ import numpy as np
 from fedseed.auth import generate_key, public_hex, sign_request
 from fedseed.config import dump_toml, load_document
 from fedseed.simulations.loopback import start, wait_for_port
-from fedseed.transport import method_path, serialize
+from fedseed.transport import method_path
 from fedseed.v1 import coordinator_pb2 as pb
 
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply}
@@ -52,15 +52,19 @@ class Virtual:
     def __init__(self, i: int, key, channel: grpc.aio.Channel) -> None:
         self.id, self.key = f"v{i}", key
         self.nonce = time.time_ns() // 1000 + i * 1_000_000
-        self.calls = {m: channel.unary_unary(method_path(m), request_serializer=serialize,
-                                             response_deserializer=cls.FromString) for m, cls in REPLIES.items()}
+        self.calls = {m: channel.unary_unary(method_path(m), response_deserializer=cls.FromString)
+                      for m, cls in REPLIES.items()}
+        self.run_id = self.coordinator = ""  # learnt from a hello Join
 
     async def call(self, method: str, msg):
         self.nonce += 1
-        sign_request(msg, method, self.id, self.key, self.nonce, int(time.time() * 1000))
-        return await self.calls[method](msg, timeout=600)
+        signed = sign_request(msg, method, self.id, self.key, self.nonce, int(time.time() * 1000), self.run_id,
+                              self.coordinator)
+        return await self.calls[method](signed.body, metadata=signed.metadata, timeout=600)
 
     async def run(self, fingerprint: str, latencies: list, stamps: list, joined: asyncio.Event) -> None:
+        run = (await self.call("Join", pb.JoinRequest())).run  # a hello: the run and coordinator to sign for
+        self.run_id, self.coordinator = run.run_id, run.coordinator
         fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=fingerprint)
         await self.call("Join", pb.JoinRequest(layout=fp))
         await joined.wait()

@@ -16,7 +16,7 @@ from fedseed.auth import load_private_key, sign_request
 from fedseed.client.config import ClientSection
 from fedseed.config import ConfigError
 from fedseed.private import read_private_key
-from fedseed.transport import is_loopback, method_path, serialize
+from fedseed.transport import is_loopback, method_path
 from fedseed.v1 import coordinator_pb2 as pb
 
 REPLIES = {"Join": pb.JoinReply, "FetchTask": pb.Task, "SubmitUpdate": pb.UpdateReply,
@@ -57,7 +57,7 @@ class Session:
         self.key = load_private_key(sec.key)
         self.channel = open_channel(target, sec)
         self.calls = {m: (self.channel.unary_stream if m == "SyncLog" else self.channel.unary_unary)(
-            method_path(m), request_serializer=serialize, response_deserializer=cls.FromString)
+            method_path(m), response_deserializer=cls.FromString)  # requests go as the bytes that were signed
             for m, cls in REPLIES.items()}
         self.lock = threading.Lock()  # one request at a time, so nonces arrive in the order they were signed
         self.nonce = time.time_ns() // 1000  # increasing across restarts of this client too
@@ -68,15 +68,15 @@ class Session:
 
     def _send(self, method: str, request: Message, timeout: float) -> Message | list[Message]:
         self.nonce += 1
-        sign_request(request, method, self.sec.id, self.key, self.nonce, int(time.time() * 1000), self.run_id,
-                     self.coordinator)
-        self.bytes_up += request.ByteSize()
+        signed = sign_request(request, method, self.sec.id, self.key, self.nonce, int(time.time() * 1000),
+                              self.run_id, self.coordinator)
+        self.bytes_up += len(signed.body) + len(signed.signature)
         if method == "SyncLog":
-            replies = list(self.calls[method](request, timeout=timeout))
+            replies = list(self.calls[method](signed.body, timeout=timeout, metadata=signed.metadata))
             self.bytes_down += sum(r.ByteSize() for r in replies)
             self.last_reply = time.monotonic()
             return replies
-        reply = self.calls[method](request, timeout=timeout)
+        reply = self.calls[method](signed.body, timeout=timeout, metadata=signed.metadata)
         self.bytes_down += reply.ByteSize()
         self.last_reply = time.monotonic()
         return reply

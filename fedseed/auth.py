@@ -1,17 +1,19 @@
 """Signed requests: every client holds an Ed25519 key; the coordinator keeps an allow-list of public keys and
 refuses unknown clients, bad signatures, clocks too far off, and replayed or reordered nonces.
 
-Signing bytes: b"fedseed.v1\\0" + method + b"\\0" + client_id + b"\\0" + run_id + b"\\0" + coordinator + b"\\0"
-+ nonce (8 bytes, big-endian) + timestamp_ms (8 bytes, big-endian, signed) + sha256(the request serialized
-deterministically with an empty signature). run_id and coordinator bind a request to one run of one coordinator;
-both are empty only in a hello (a Join that asks for the configuration and changes nothing).
+A signature covers the request bytes exactly as they travel, so nothing is ever re-serialized and any
+protobuf encoder's output verifies: signing bytes = b"fedseed.v1\\0" + method + b"\\0" + sha256(request bytes).
+The request's RequestAuth (client_id, nonce, timestamp_ms, run_id, coordinator) is inside those bytes; the
+64-byte signature travels beside them, in the call metadata ``fedseed-signature-bin``. run_id and coordinator
+bind a request to one run of one coordinator; both are empty only in a hello (a Join that asks for the
+configuration and changes nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
 import pathlib
-import struct
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -22,6 +24,7 @@ from nacl.signing import VerifyKey
 from fedseed.private import create_private, read_private_key
 
 DOMAIN = b"fedseed.v1\0"
+SIGNATURE_METADATA = "fedseed-signature-bin"
 MAX_SKEW_MS = 5 * 60 * 1000
 UNKNOWN_OR_BAD = "unknown client or bad signature"
 
@@ -53,24 +56,33 @@ def public_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
 
-def signing_bytes(request: Message, method: str) -> bytes:
-    """The bytes a request's signature covers (the request's own signature field excluded)."""
-    auth = request.auth  # type: ignore[attr-defined]
-    body = type(request)()
-    body.CopyFrom(request)
-    body.auth.signature = b""  # type: ignore[attr-defined]
-    digest = hashlib.sha256(body.SerializeToString(deterministic=True)).digest()
-    return (DOMAIN + b"\0".join(s.encode() for s in (method, auth.client_id, auth.run_id, auth.coordinator))
-            + b"\0" + struct.pack(">Qq", auth.nonce, auth.timestamp_ms) + digest)
+def signing_bytes(method: str, body: bytes) -> bytes:
+    """The bytes a request's signature covers: the method and a digest of the request bytes as sent."""
+    return DOMAIN + method.encode() + b"\0" + hashlib.sha256(body).digest()
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A request's bytes as they travel and the signature that goes with them in the call metadata."""
+
+    body: bytes
+    signature: bytes
+
+    @property
+    def metadata(self) -> tuple[tuple[str, bytes]]:
+        return ((SIGNATURE_METADATA, self.signature),)
 
 
 def sign_request(request: Message, method: str, client_id: str, key: Ed25519PrivateKey, nonce: int,
-                 timestamp_ms: int, run_id: str = "", coordinator: str = "") -> None:
-    """Sign for one run of one coordinator (run_id and coordinator from its RunConfig; empty: a hello)."""
+                 timestamp_ms: int, run_id: str = "", coordinator: str = "") -> SignedRequest:
+    """Fill the request's auth for one run of one coordinator (run_id and coordinator from its RunConfig;
+    empty: a hello), serialize it once and sign those bytes."""
     auth = request.auth  # type: ignore[attr-defined]
     auth.client_id, auth.nonce, auth.timestamp_ms = client_id, nonce, timestamp_ms
     auth.run_id, auth.coordinator = run_id, coordinator
-    auth.signature = key.sign(signing_bytes(request, method))
+    auth.ClearField("signature")  # the field of an older form, which must travel empty
+    body = request.SerializeToString()
+    return SignedRequest(body, key.sign(signing_bytes(method, body)))
 
 
 # verifies nothing anyone signed: it only makes refusing an unknown id cost what refusing a bad signature costs
@@ -103,24 +115,31 @@ class Verifier:
                             "for this coordinator's run: it was captured elsewhere, or the client is from another "
                             "run and must join this one afresh")
 
-    def verify(self, request: Message, method: str, now_ms: int, hello: bool = False) -> str:
+    def verify(self, request: Message, body: bytes, signature: bytes, method: str, now_ms: int,
+               hello: bool = False) -> str:
         """The verified client id; raises AuthError and records nothing when the request must be refused.
+
+        request is parsed from body, the bytes as received; signature came beside them in the call metadata.
 
         hello: the request is a Join asking only for the configuration, the one request that may name no run.
         The checks that cost nothing run first, so a stale request costs no hashing or verification. An unknown
         id and a bad signature get one message, and an unknown id is verified against a stand-in key, so
         neither the reply nor its timing tells which ids the allow-list holds."""
-        if not request.HasField("auth"):
-            raise AuthError("request is not signed")
         auth = request.auth  # type: ignore[attr-defined]
-        if len(auth.signature) != 64:
-            raise AuthError("signature must be 64 bytes")
+        if auth.signature:
+            raise AuthError(f"auth.signature must be empty: the signature travels in the call metadata "
+                            f"{SIGNATURE_METADATA!r}, over the request bytes as sent (docs/protocol.md, Signing)")
+        if not request.HasField("auth") or not signature:
+            raise AuthError(f"request is not signed: it needs a RequestAuth and a {SIGNATURE_METADATA!r} "
+                            "metadata entry")
+        if len(signature) != 64:
+            raise AuthError(f"signature ({SIGNATURE_METADATA!r}) must be 64 bytes, not {len(signature)}")
         if abs(auth.timestamp_ms - now_ms) > self.max_skew_ms:
             raise AuthError(f"timestamp {auth.timestamp_ms} is more than {self.max_skew_ms} ms from server time")
         self._check_run(auth.run_id, auth.coordinator, hello)
         key = self.keys.get(auth.client_id)
         try:
-            (key or _STAND_IN).verify(signing_bytes(request, method), auth.signature)
+            (key or _STAND_IN).verify(signing_bytes(method, body), signature)
         except BadSignatureError:
             raise AuthError(UNKNOWN_OR_BAD) from None
         if key is None:

@@ -31,7 +31,8 @@ BUSY = grpc.StatusCode.RESOURCE_EXHAUSTED
 def largest_requests(strategy: Strategy, secagg_clients: int = 0) -> dict[str, int]:
     """The serialized size of each method's largest legal request: every field at its widest (SecAgg: the share
     bundles of a round of `secagg_clients`, when the run aggregates securely)."""
-    auth = pb.RequestAuth(client_id="x" * MAX_ID_BYTES, nonce=(1 << 64) - 1, timestamp_ms=-1, signature=b"\xff" * 64)
+    auth = pb.RequestAuth(client_id="x" * MAX_ID_BYTES, nonce=(1 << 64) - 1, timestamp_ms=-1,
+                          run_id="x" * MAX_TEXT_BYTES, coordinator="x" * MAX_TEXT_BYTES)
     top = (1 << 32) - 1
     layout = pb.LayoutFingerprint(spec_version="x" * MAX_TEXT_BYTES, fingerprint="f" * 64)
     requests = {

@@ -130,10 +130,11 @@ class Registry:
         print(f"fedseed server: allow-list {self.path} reloaded: {'; '.join(changes) or 'no change'}",
               file=sys.stderr, flush=True)
 
-    def verify(self, request: Message, method: str) -> ClientEntry:
-        """The verified client; raises fedseed.auth.AuthError (nothing recorded) for a request to refuse."""
+    def verify(self, request: Message, body: bytes, signature: bytes, method: str) -> ClientEntry:
+        """The verified client (request parsed from body, the bytes as received; signature from the call's
+        metadata); raises fedseed.auth.AuthError (nothing recorded) for a request to refuse."""
         hello = method == "Join" and not request.layout.fingerprint  # type: ignore[attr-defined]
-        cid = self.verifier.verify(request, method, int(time.time() * 1000), hello)
+        cid = self.verifier.verify(request, body, signature, method, int(time.time() * 1000), hello)
         self.dirty[cid] = self.verifier.last_nonce[cid]
         self.last_seen[cid] = time.monotonic()
         return self.entries[cid]

@@ -1,6 +1,7 @@
 """The gRPC face of the coordinator: every request is parsed, size-checked, signature-checked and validated
 before it reaches the state machine; each refusal is a precise status code and changes nothing. Serialized
-bytes of every request and reply are counted into the open round's traffic."""
+bytes of every request (with its signature, which travels in the call metadata) and reply are counted into the
+open round's traffic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from fedseed.auth import AuthError
+from fedseed.auth import SIGNATURE_METADATA, AuthError
 from fedseed.server.coordinator import Coordinator
 from fedseed.server.registry import ClientEntry
 from fedseed.server.rounds import Refusal
@@ -27,13 +28,21 @@ class Malformed:
         self.size, self.error = size, error
 
 
-def _parser(cls: type[Message]) -> Callable[[bytes], tuple[Message, int] | Malformed]:
-    def parse(raw: bytes) -> tuple[Message, int] | Malformed:
+def _parser(cls: type[Message]) -> Callable[[bytes], tuple[Message, bytes] | Malformed]:
+    # the bytes travel on with the message: the signature covers them as received, never a re-serialization
+    def parse(raw: bytes) -> tuple[Message, bytes] | Malformed:
         try:
-            return cls.FromString(raw), len(raw)
+            return cls.FromString(raw), raw
         except (DecodeError, RuntimeError, ValueError) as e:
             return Malformed(len(raw), str(e) or "unparseable")
     return parse
+
+
+def _signature(context: grpc.aio.ServicerContext) -> bytes:
+    for key, value in context.invocation_metadata() or ():
+        if key == SIGNATURE_METADATA:
+            return value if isinstance(value, bytes) else b""
+    return b""
 
 
 class CoordinatorService:
@@ -44,8 +53,9 @@ class CoordinatorService:
         if isinstance(parsed, Malformed):
             self.coord.count(method, parsed.size, 0)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {method} request: {parsed.error}")
-        msg, size = parsed
-        self.coord.count(method, size, 0)
+        msg, raw = parsed
+        signature = _signature(context)
+        self.coord.count(method, len(raw) + len(signature), 0)  # the signature travels too, in the metadata
         if len(msg.auth.client_id) > MAX_ID_CHARS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"client_id longer than {MAX_ID_CHARS} characters")
         if self.coord.sec.client_ca:  # mutual TLS: the certificate's name is the only id its holder may sign as
@@ -56,7 +66,7 @@ class CoordinatorService:
                                     f"request is signed as {msg.auth.client_id!r}: each client must use its own "
                                     "certificate (fedseed certs issues client-NAME.pem for client NAME)")
         try:
-            entry = self.coord.registry.verify(msg, method)
+            entry = self.coord.registry.verify(msg, raw, signature, method)
         except AuthError as e:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
         return msg, entry

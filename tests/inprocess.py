@@ -9,7 +9,7 @@ import time
 
 import grpc
 
-from fedseed.auth import sign_request
+from fedseed.auth import SignedRequest, sign_request
 from fedseed.server.app import serve
 from fedseed.server.config import load_server_config
 from fedseed.transport import method_path
@@ -62,34 +62,36 @@ class Caller:
     def hello(self, cid: str = "c0"):
         """A configuration-only Join; later requests are signed for the run it names."""
         self.run_id = self.coordinator = ""
+        hello = self.signed("Join", pb.JoinRequest(), cid=cid)
         reply = pb.JoinReply.FromString(self.channel.unary_unary(method_path("Join"))(
-            self.signed("Join", pb.JoinRequest(), cid=cid).SerializeToString(), timeout=10))
+            hello.body, timeout=10, metadata=hello.metadata))
         self.run_id, self.coordinator = reply.run.run_id, reply.run.coordinator
         return reply.run
 
-    def raw(self, method: str, data: bytes) -> grpc.StatusCode:
+    def raw(self, method: str, data: bytes, metadata: tuple = ()) -> grpc.StatusCode:
         path = method_path(method)
         try:
             if method == "SyncLog":
-                list(self.channel.unary_stream(path)(data, timeout=10))
+                list(self.channel.unary_stream(path)(data, timeout=10, metadata=metadata))
             else:
-                self.channel.unary_unary(path)(data, timeout=10)
+                self.channel.unary_unary(path)(data, timeout=10, metadata=metadata)
             return grpc.StatusCode.OK
         except grpc.RpcError as e:
             return e.code()
 
-    def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None):
+    def signed(self, method: str, msg, cid: str = "c0", key=None, nonce=None, ts=None) -> SignedRequest:
         self.nonce += 1
-        sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
-                     int(time.time() * 1000) if ts is None else ts, self.run_id, self.coordinator)
-        return msg
+        return sign_request(msg, method, cid, key or self.keys[cid], self.nonce if nonce is None else nonce,
+                            int(time.time() * 1000) if ts is None else ts, self.run_id, self.coordinator)
 
-    def send(self, method: str, msg) -> grpc.StatusCode:
-        return self.raw(method, msg.SerializeToString())
+    def send(self, method: str, request) -> grpc.StatusCode:
+        """Send a SignedRequest with its signature, or raw bytes or a message unsigned."""
+        if isinstance(request, SignedRequest):
+            return self.raw(method, request.body, request.metadata)
+        return self.raw(method, request if isinstance(request, bytes) else request.SerializeToString())
 
-    def bad(self, method: str, msg_or_bytes) -> None:
-        data = msg_or_bytes if isinstance(msg_or_bytes, bytes) else msg_or_bytes.SerializeToString()
-        code = self.raw(method, data)
+    def bad(self, method: str, request) -> None:
+        code = self.send(method, request)
         assert code != grpc.StatusCode.OK, f"{method} accepted a bad message"
         self.codes[code.name] += 1
 

@@ -13,8 +13,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inprocess import Caller, ServerThread
 
-from fedseed.auth import generate_key, load_private_key
+from fedseed.auth import SignedRequest, generate_key, load_private_key, signing_bytes
 from fedseed.config import dump_toml, load_document
+from fedseed.conformance.signing import fetch_task_with_defaults_written
 from fedseed.keys import create_client_keys
 from fedseed.transport import SERVICE
 from fedseed.v1 import coordinator_pb2 as pb
@@ -87,9 +88,10 @@ def test_a_thousand_bad_messages_are_refused_and_change_nothing(coordinator):
         assert call.send("Heartbeat", hb) == grpc.StatusCode.OK
         call.bad("Heartbeat", hb)
     for _ in range(50):  # tampered after signing
-        msg = call.signed("SubmitUpdate", update())
+        signed = call.signed("SubmitUpdate", update())
+        msg = pb.UpdateRequest.FromString(signed.body)
         msg.num_samples = 11
-        call.bad("SubmitUpdate", msg)
+        call.bad("SubmitUpdate", SignedRequest(msg.SerializeToString(), signed.signature))
     nan = np.full(steps, np.nan, "<f4").tobytes()
     inf = np.full(steps, np.inf, "<f4").tobytes()
     huge = np.full(steps, 3e38, "<f4").tobytes()
@@ -134,3 +136,24 @@ def test_the_running_coordinators_files_are_private(coordinator):
     names = ("log.sqlite", "log.sqlite-wal", "log.sqlite-shm", "metrics.jsonl", "summary.json")
     modes = {n: os.stat(out / n).st_mode & 0o777 for n in names}
     assert modes == dict.fromkeys(names, 0o600), modes
+
+
+def test_any_encoders_bytes_verify_and_a_signature_in_the_body_is_refused(coordinator):
+    """Over gRPC: bytes no Python encoder writes (defaults written out, fields out of order) pass, signed as they
+    are; a request of the older form, its signature inside auth, is told where the signature belongs."""
+    server, tmp = coordinator
+    keys = {c: load_private_key(tmp / "keys" / f"{c}.ed25519") for c in ("c0", "c1")}
+    call = Caller(server.port, keys)
+    call.hello()
+    fp = pb.LayoutFingerprint(spec_version="fedseed-rng-v1", fingerprint=server.coord.host.fingerprint)
+    assert call.send("Join", call.signed("Join", pb.JoinRequest(layout=fp))) == grpc.StatusCode.OK
+    call.nonce += 1
+    body = fetch_task_with_defaults_written("c0", call.nonce, int(time.time() * 1000), call.run_id,
+                                            call.coordinator)
+    signature = keys["c0"].sign(signing_bytes("FetchTask", body))
+    assert call.send("FetchTask", SignedRequest(body, signature)) == grpc.StatusCode.OK
+    old = pb.HeartbeatRequest.FromString(call.signed("Heartbeat", pb.HeartbeatRequest()).body)
+    old.auth.signature = b"\1" * 64
+    with pytest.raises(grpc.RpcError) as e:
+        call.channel.unary_unary("/fedseed.v1.Coordinator/Heartbeat")(old.SerializeToString(), timeout=10)
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "fedseed-signature-bin" in e.value.details()

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from inprocess import Caller, ServerThread
 
-from fedseed.auth import generate_key, load_private_key, public_hex
+from fedseed.auth import SignedRequest, generate_key, load_private_key, public_hex
 from fedseed.config import dump_toml, load_document
 from fedseed.keys import create_client_keys
 from fedseed.rng_spec import SPEC_VERSION
@@ -37,10 +37,10 @@ def coordinator(tmp_path, folder: str, allow, clients: int = 2, **server) -> Ser
     return ServerThread(str(path), []).start()
 
 
-def call(port: int, method: str, data: bytes) -> tuple[grpc.StatusCode, str]:
+def call(port: int, method: str, signed: SignedRequest) -> tuple[grpc.StatusCode, str]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
-            channel.unary_unary(method_path(method))(data, timeout=10)
+            channel.unary_unary(method_path(method))(signed.body, timeout=10, metadata=signed.metadata)
             return grpc.StatusCode.OK, ""
         except grpc.RpcError as e:
             return e.code(), e.details()
@@ -54,12 +54,11 @@ def test_a_join_captured_from_one_run_is_refused_by_another(tmp_path, keys):
         run = caller.hello()
         assert (run.run_id, run.coordinator) == (a.coord.run_id, "coordinator-a")
         layout = pb.LayoutFingerprint(spec_version=SPEC_VERSION, fingerprint=a.coord.host.fingerprint)
-        captured = caller.signed("Join", pb.JoinRequest(layout=layout)).SerializeToString()
-        unsent = caller.signed("Join", pb.JoinRequest(layout=layout)).SerializeToString()
+        captured = caller.signed("Join", pb.JoinRequest(layout=layout))
+        unsent = caller.signed("Join", pb.JoinRequest(layout=layout))
         assert call(a.port, "Join", captured) == (grpc.StatusCode.OK, "")
         caller.run_id = ""  # only a hello may name no run
-        code, details = call(a.port, "Join", caller.signed("Join", pb.JoinRequest(layout=layout))
-                             .SerializeToString())
+        code, details = call(a.port, "Join", caller.signed("Join", pb.JoinRequest(layout=layout)))
         assert code == grpc.StatusCode.UNAUTHENTICATED and "names no run" in details
     finally:
         a.stop()
@@ -115,9 +114,9 @@ def test_the_allow_list_is_reloaded_without_a_restart(tmp_path, capfd):
 
         def beat(cid: str, key=None) -> tuple[grpc.StatusCode, str]:
             return call(server.port, "Heartbeat", caller.signed("Heartbeat", pb.HeartbeatRequest(), cid=cid,
-                                                                key=key).SerializeToString())
+                                                                key=key))
 
-        old_c1 = caller.signed("Heartbeat", pb.HeartbeatRequest(), cid="c1").SerializeToString()
+        old_c1 = caller.signed("Heartbeat", pb.HeartbeatRequest(), cid="c1")
         assert beat("c1") == beat("c0") == (grpc.StatusCode.OK, "")
         write_allow(allow, {c: listed[c] for c in ("c0", "c2")})  # c1 revoked
         reloaded(server, allow)

@@ -115,8 +115,9 @@ def test_a_client_late_for_its_stage_sits_the_attempt_out(tmp_path):
         assert server.coord.open.secagg.stage == "shares"  # closed at its timeout with two of three
         assert keys("c2", 2) == CODE.FAILED_PRECONDITION
         fetch = pb.FetchTaskRequest(applied_round=0, wait_ms=0)
+        signed = call.signed("FetchTask", fetch, cid="c2")
         task = pb.Task.FromString(call.channel.unary_unary("/fedseed.v1.Coordinator/FetchTask")(
-            call.signed("FetchTask", fetch, cid="c2").SerializeToString(), timeout=10))
+            signed.body, timeout=10, metadata=signed.metadata))
         assert task.WhichOneof("kind") != "round"  # no task of this attempt again: it would only be refused again
     finally:
         server.stop()

@@ -112,7 +112,7 @@ def hold_fetch(call: Caller, server: ServerThread, cid: str) -> grpc.Future:
     """A FetchTask long-poll left open; waits until the coordinator counts it (nonces arrive in order)."""
     before = server.coord.registry.in_call.get(cid, 0)
     msg = call.signed("FetchTask", pb.FetchTaskRequest(wait_ms=30_000), cid=cid)
-    future = call.channel.unary_unary(method_path("FetchTask")).future(msg.SerializeToString(), timeout=60)
+    future = call.channel.unary_unary(method_path("FetchTask")).future(msg.body, timeout=60, metadata=msg.metadata)
     end = time.monotonic() + 10
     while server.coord.registry.in_call.get(cid, 0) == before and time.monotonic() < end:
         time.sleep(0.01)
@@ -133,9 +133,9 @@ def release(server: ServerThread, futures: list[grpc.Future]) -> None:
 def refusal(call: Caller, method: str, msg) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as e:
         if method == "SyncLog":
-            list(call.channel.unary_stream(method_path(method))(msg.SerializeToString(), timeout=10))
+            list(call.channel.unary_stream(method_path(method))(msg.body, timeout=10, metadata=msg.metadata))
         else:
-            call.channel.unary_unary(method_path(method))(msg.SerializeToString(), timeout=10)
+            call.channel.unary_unary(method_path(method))(msg.body, timeout=10, metadata=msg.metadata)
     return e.value
 
 
@@ -236,11 +236,12 @@ def test_a_heartbeat_is_answered_while_a_synclog_reply_is_built(one_round, monke
     replies: list = []
     stream = threading.Thread(target=lambda: replies.extend(
         call.channel.unary_stream(method_path("SyncLog"), response_deserializer=pb.GlobalUpdate.FromString)(
-            msg.SerializeToString(), timeout=30)))
+            msg.body, timeout=30, metadata=msg.metadata)))
     stream.start()
     assert building.wait(10)
     beat = call.channel.unary_unary(method_path("Heartbeat"), response_deserializer=pb.HeartbeatReply.FromString)
-    reply = beat(call.signed("Heartbeat", pb.HeartbeatRequest()).SerializeToString(), timeout=5)
+    hb = call.signed("Heartbeat", pb.HeartbeatRequest())
+    reply = beat(hb.body, timeout=5, metadata=hb.metadata)
     assert reply.current_round == 2
     go_on.set()
     stream.join(30)

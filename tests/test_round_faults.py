@@ -36,8 +36,8 @@ BAD = 999.0  # lr 1e-3: every coefficient 0.999 alone, two or more of them on on
 
 def submit(call: Caller, req: pb.UpdateRequest) -> tuple[grpc.StatusCode, str]:
     try:
-        call.channel.unary_unary(method_path("SubmitUpdate"))(
-            call.signed("SubmitUpdate", req, cid="c2").SerializeToString(), timeout=10)
+        signed = call.signed("SubmitUpdate", req, cid="c2")
+        call.channel.unary_unary(method_path("SubmitUpdate"))(signed.body, timeout=10, metadata=signed.metadata)
         return grpc.StatusCode.OK, ""
     except grpc.RpcError as e:
         return e.code(), e.details()
@@ -47,8 +47,8 @@ def round_task(call: Caller) -> pb.RoundTask:
     end = time.monotonic() + 120
     while time.monotonic() < end:
         req = call.signed("FetchTask", pb.FetchTaskRequest(applied_round=0, wait_ms=5000), cid="c2")
-        task = pb.Task.FromString(call.channel.unary_unary(method_path("FetchTask"))(req.SerializeToString(),
-                                                                                       timeout=30))
+        task = pb.Task.FromString(call.channel.unary_unary(method_path("FetchTask"))(req.body, timeout=30,
+                                                                                       metadata=req.metadata))
         if task.WhichOneof("kind") == "round":
             return task.round
     raise AssertionError("client 2 was never given round 1")
