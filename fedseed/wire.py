@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedseed.directions import MAX_ABS_COEF
+from fedseed.directions import ALIGN, MAX_ABS_COEF
 from fedseed.rng_spec import MAX_SEED, check_kind
 from fedseed.roundlog import merged_seed_coefs
 from fedseed.state import ModelState
@@ -137,6 +137,8 @@ def _ranges(msg: pb.GlobalUpdate, n: int, size: int) -> tuple[np.ndarray | None,
     if len(starts) != n or len(stops) != n or (n and (starts.min() < 0 or (stops <= starts).any()
                                                       or stops.max() > size)):
         raise ValueError("update ranges do not match the coefficients or fall outside the layout")
+    if (starts % ALIGN).any() or (stops % ALIGN).any():  # here: a kernel refusing one leaves the others applied
+        raise ValueError(f"update ranges must start and stop on multiples of {ALIGN} elements (the layout's padding)")
     return starts, stops
 
 

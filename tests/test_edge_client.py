@@ -82,6 +82,10 @@ def test_a_compact_client_refuses_coefficients_merged_over_rounds(fed):
     pb.GlobalUpdate(round=1, kind="rademacher", pool_indices=[10**6], coefs=np.zeros(1, "<f4").tobytes()),
     pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1], starts=[0], stops=[10**12],
                     coefs=np.zeros(1, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", seeds=[1, 2], starts=[0, 64], stops=[64, 100],  # 2nd misaligned
+                    coefs=np.full(2, 0.5, "<f4").tobytes()),
+    pb.GlobalUpdate(round=1, kind="rademacher", merged=True, seeds=[1, 2], starts=[0, 64], stops=[64, 100],
+                    coefs=np.asarray([2**30, 2**30], "<i8").tobytes()),
     pb.GlobalUpdate(round=1, kind="sobol", seeds=[1], coefs=np.zeros(1, "<f4").tobytes()),
     pb.GlobalUpdate(round=1, kind="rademacher", merged=True, seeds=[1], coefs=np.asarray([2**62], "<i8").tobytes()),
     pb.GlobalUpdate(round=1, lr=1e-3, own_result_omitted=True),
