@@ -10,6 +10,7 @@ to 0 (absolute error < G_MIN / sqrt(R)); larger ones clip to G_MAX.
 from __future__ import annotations
 
 import math
+from decimal import Context
 
 import numpy as np
 
@@ -20,6 +21,10 @@ K_MAX = 127
 G_MAX = G_MIN * math.exp(LOG_R * (K_MAX - 1))
 ONEBYTE_REL_ERROR = math.exp(LOG_R / 2) - 1.0
 BYTES_PER_SCALAR = {"fp32": 4, "fp16": 2, "onebyte": 1}
+# |g| of each code, decoded by table so every party gets the same bits: G_MIN times e^(LOG_R (k - 1)) correctly
+# rounded (decimal arithmetic), one float64 product. numpy.exp is a last bit off for five codes on AVX-512 CPUs.
+_EXP = Context(prec=40)
+ONEBYTE_MAGNITUDES = np.asarray([0.0] + [G_MIN * float(_EXP.exp(_EXP.divide(k - 1, 8))) for k in range(1, K_MAX + 1)])
 
 
 def check_codec(name: str) -> None:
@@ -52,8 +57,7 @@ def decode(data: bytes, codec: str) -> np.ndarray:
         raise ValueError(f"{len(data)} bytes is not a whole number of {codec} scalars")
     if codec == "onebyte":
         b = np.frombuffer(data, dtype=np.uint8)
-        k = (b & 0x7F).astype(np.float64)
-        mag = np.where(k == 0, 0.0, G_MIN * np.exp(LOG_R * (k - 1)))
+        mag = ONEBYTE_MAGNITUDES[b & 0x7F]
         return np.where(b & 0x80, -mag, mag)
     out = np.frombuffer(data, dtype="<f4" if codec == "fp32" else "<f2").astype(np.float64)
     if not np.isfinite(out).all():

@@ -97,6 +97,13 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if values.size else 0.0
 
 
+def l2_norm(values: np.ndarray) -> float:
+    """sqrt of the squares summed in index order, in float64: the same bits on every machine (a BLAS dot
+    product, as numpy.linalg.norm uses, sums in an order that depends on the CPU's kernel)."""
+    v = np.asarray(values, dtype=np.float64)
+    return math.sqrt(float(np.cumsum(v * v)[-1])) if v.size else 0.0
+
+
 def lower_median(values: np.ndarray) -> float:
     """The ceil(m/2)-th smallest of m values: the centre the bounds scale from. Half of a round's clients (two of
     four) cannot move it past the honest clients' values, where the usual median of an even count averages in an
@@ -136,7 +143,7 @@ def per_key(c: Contribution) -> tuple[np.ndarray, np.ndarray]:
 
 
 def norms(contribs: list[Contribution]) -> np.ndarray:
-    return np.asarray([float(np.linalg.norm(per_key(c)[1])) for c in contribs])
+    return np.asarray([l2_norm(per_key(c)[1]) for c in contribs])
 
 
 def outliers(contribs: list[Contribution], cfg: RobustSection) -> dict[int, str]:
@@ -190,7 +197,7 @@ def combine(contribs: list[Contribution], cfg: RobustSection, weighted: bool = T
     rows = [per_key(c) for c in contribs]
     scales: dict[int, float] = {}
     if cfg.norm_factor:
-        n = np.asarray([float(np.linalg.norm(v)) for _, v in rows])
+        n = np.asarray([l2_norm(v) for _, v in rows])
         limit = cfg.norm_factor * lower_median(n[n > 0]) if (n > 0).any() else 0.0
         for i, c in enumerate(contribs):
             if limit > 0 and n[i] > limit:

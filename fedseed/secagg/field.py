@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedseed.robust import l2_norm
+
 FIELD_BITS = 32
 MODULUS = 1 << FIELD_BITS
 HALF = MODULUS >> 1
@@ -44,7 +46,7 @@ class Quantizer:
         values = np.asarray(values, dtype=np.float64)
         if not np.isfinite(values).all():
             raise ValueError("a private vector must be finite")
-        norm = float(np.linalg.norm(values))
+        norm = l2_norm(values)
         return values * (self.clip / norm) if norm > self.clip else values
 
     def quantize(self, values: np.ndarray) -> np.ndarray:
