@@ -146,6 +146,9 @@ def apply_message(msg: pb.GlobalUpdate, strategy: Strategy, state: ModelState,
                   own: ClientResult | None = None) -> None:
     """Validate one wire update and fold it into the state (raises ValueError, state untouched, if bad)."""
     if msg.results or msg.own_result_omitted:
+        if not strategy.relayable:
+            raise ValueError(f"round {msg.round}: {strategy.name} updates travel as coefficients, not as relayed "
+                             "results (its clients lack what aggregating them needs)")
         results = [ClientResult(msg.round, r.client, r.payload, r.num_samples, float("nan")) for r in msg.results]
         if msg.own_result_omitted:
             if own is None or own.round != msg.round:

@@ -113,3 +113,17 @@ def test_local_jsonl_data_replaces_the_partition(tmp_path):
     texts = [own.lm.tokenizer.decode(ids[mask.bool()]) for ids, mask in zip(batch.input_ids, batch.attention_mask)]
     assert set(texts) == set(local) == {f"Review: {t}\nSentiment:" for t in ("great", "awful", "ok")}
     assert batch.labels.tolist() == [local[t] for t in texts]  # every row trains on the client's own label
+
+
+def test_a_relayed_update_for_a_strategy_that_never_relays_is_refused(fed):
+    """FedKSeed-Pro's clients lack the round's sampling weights, so its updates travel as coefficients; a relayed one
+    (from a faulty or hostile coordinator) is refused with a ValueError, not a crash, and the state is untouched."""
+    from fedseed.strategies.base import RunSetup
+    from fedseed.strategies.fedkseed_pro import FedKSeedPro
+
+    pro = FedKSeedPro(num_seeds=8, local_steps=2).setup(RunSetup(1, 3, 2, fed.state.layout))
+    before = held_integers(fed.state)
+    msg = wire.relayed(1, 1e-3, [ClientResult(1, 0, encode(np.ones(2), "fp32"), 1, 0.0)], "")
+    with pytest.raises(ValueError, match="travel as coefficients"):
+        wire.apply_message(msg, pro, fed.state)
+    assert torch.equal(held_integers(fed.state), before)
