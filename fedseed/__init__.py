@@ -21,13 +21,14 @@ _EXPORTS = {
     "simulate": "fedseed.api", "History": "fedseed.api",
     "Dataset": "fedseed.data", "Example": "fedseed.data", "dataset_from": "fedseed.data",
     "RoundRecord": "fedseed.records", "RunSummary": "fedseed.records",
-    "FedAvg": "fedseed.strategies", "FedKSeed": "fedseed.strategies", "FedKSeedPro": "fedseed.strategies",
+    "FedAvg": "fedseed.strategies", "FedIT": "fedseed.strategies", "FedKSeed": "fedseed.strategies",
+    "FedKSeedPro": "fedseed.strategies",
     "Ferret": "fedseed.strategies", "MeZO": "fedseed.strategies", "OneByte": "fedseed.strategies",
     "register_strategy": "fedseed.strategies", "strategy_class": "fedseed.strategies",
     "RunSetup": "fedseed.strategies.base", "Strategy": "fedseed.strategies.base",
     "StrategyConfig": "fedseed.strategies.base",
 }
-__all__ = ["Dataset", "Example", "FedAvg", "FedKSeed", "FedKSeedPro", "Ferret", "History", "MeZO", "OneByte",
+__all__ = ["Dataset", "Example", "FedAvg", "FedIT", "FedKSeed", "FedKSeedPro", "Ferret", "History", "MeZO", "OneByte",
            "RoundRecord", "RunSetup", "RunSummary", "Strategy", "StrategyConfig", "__version__", "dataset_from",
            "register_strategy", "simulate", "strategy_class"]
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from fedseed.records import RoundRecord, RunSummary
     from fedseed.strategies import (
         FedAvg,
+        FedIT,
         FedKSeed,
         FedKSeedPro,
         Ferret,

@@ -1,4 +1,4 @@
-"""Run configuration: a TOML file with [run], [model], [data], [federation], [strategy], [eval], [robust],
+"""Run configuration: a TOML file with [run], [model], [adapter], [data], [federation], [strategy], [eval], [robust],
 [privacy], [simulation] tables, checked key by key (types and list elements included, by fedseed.config_models);
 any error names the key it is about."""
 
@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from fedseed.adapters import AdapterSection
 from fedseed.config_models import ConfigError, Tables, json_schema, validate_tables
 from fedseed.privacy import PrivacySection, check_private_run
 from fedseed.robust import RobustSection
@@ -109,12 +110,13 @@ class Config:
     robust: RobustSection = field(default_factory=lambda: RobustSection())
     privacy: PrivacySection = field(default_factory=lambda: PrivacySection())
     simulation: SimulationSection = field(default_factory=lambda: SimulationSection())
+    adapter: AdapterSection = field(default_factory=lambda: AdapterSection())
 
 
 # Tables read by `fedseed server` and `fedseed client` (server/config.py, client/config.py), not by runs.
 PROCESS_SECTIONS = ("server", "client")
 # The run tables in file order; None: the [strategy] table, whose keys are those of the strategy it names
-RUN_TABLES: Tables = (("run", RunSection), ("model", ModelSection), ("data", DataSection),
+RUN_TABLES: Tables = (("run", RunSection), ("model", ModelSection), ("adapter", AdapterSection), ("data", DataSection),
                       ("federation", FederationSection), ("strategy", None), ("eval", EvalSection),
                       ("robust", RobustSection), ("privacy", PrivacySection), ("simulation", SimulationSection))
 BACKENDS = ("inline", "processes", "ray")
@@ -154,11 +156,25 @@ def build_config(doc: dict) -> Config:
     return cfg
 
 
+def check_adapter(cfg: Config) -> None:
+    """The [adapter] table against the strategy and the trainable set."""
+    name, kind = cfg.strategy.name, cfg.adapter.kind
+    if strategy_class(name).needs_adapter and kind == "none":
+        raise ConfigError(f"strategy {name} trains LoRA adapters: add an [adapter] table with kind = \"lora\"")
+    if name == "fedavg" and kind != "none":
+        raise ConfigError("config key 'adapter.kind': FedAvg over LoRA adapters is FedIT: set strategy.name = "
+                          "\"fedit\" (fedavg is the full-parameter baseline)")
+    if kind != "none" and cfg.model.trainable:
+        raise ConfigError("config key 'model.trainable': with an [adapter] the adapter's weights are the trainable "
+                          "set; leave model.trainable empty")
+
+
 def validate(cfg: Config) -> None:
     try:
         cfg.strategy.validate()
         cfg.robust.validate()
         cfg.privacy.validate()
+        cfg.adapter.validate()
         check_private_run(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -168,6 +184,7 @@ def validate(cfg: Config) -> None:
                           f"by a round's clients; strategy {cfg.strategy.name} gives each client its own (use "
                           "fedkseed or fedkseed-pro with strategy.shared_seeds = true, or robust.norm_factor and "
                           "robust.outlier_factor, which work in any seed space)")
+    check_adapter(cfg)
     checks = [
         ("run.rounds", cfg.run.rounds >= 1, "must be >= 1"),
         ("federation.num_clients", cfg.federation.num_clients >= 1, "must be >= 1"),

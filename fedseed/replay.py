@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import torch
 
+from fedseed.adapters import attach, merged, recorded, trainable_patterns
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
@@ -35,7 +36,9 @@ def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") ->
     cfg = log.meta("config")
     fmt = state_format(cfg)
     lm = load_model(cfg["model"]["name"], device, as_stored=loads_as_stored(fmt))
-    layout = build_layout(lm.model, cfg["model"]["trainable"] or None, model_checksum(lm.model))
+    adapter = recorded(cfg)
+    lm.model = attach(lm.model, adapter, cfg["run"]["seed"]).to(device)
+    layout = build_layout(lm.model, trainable_patterns(cfg["model"]["trainable"], adapter), model_checksum(lm.model))
     if layout.fingerprint() != log.meta("fingerprint"):
         raise ValueError("the base model's layout fingerprint differs from the run's: wrong model or weights")
     # fp32 whatever the run's forwards used: replay checks and exports the exact state's weights
@@ -69,6 +72,6 @@ def export_checkpoint(run: str, round_idx: int | None, out: str, overwrite: bool
     with state.resident():
         for p in lm.model.parameters():
             p.data = p.data.clone()  # views into one flat buffer share storage, which safetensors refuses
-        lm.model.save_pretrained(target)
+        merged(lm.model).save_pretrained(target)
     lm.tokenizer.save_pretrained(target)
     return target

@@ -15,7 +15,7 @@ from fedseed.config_models import ConfigError
 SMOKE = pathlib.Path("simulations/smoke.toml").resolve()
 RECIPES = pathlib.Path("simulations/experiments").resolve()
 ONEBYTE = RECIPES / "sentiment_onebyte.toml"  # a base without FedKSeed's keys
-STRATEGIES = ["fedkseed", "fedkseed-pro", "ferret", "onebyte", "fedavg", "mezo"]
+STRATEGIES = ["fedkseed", "fedkseed-pro", "ferret", "onebyte", "fedavg", "fedit", "mezo"]
 
 
 def config_file(tmp_path: pathlib.Path, body: str, name: str = "run.toml", base: pathlib.Path = SMOKE) -> str:
@@ -147,7 +147,7 @@ def test_schema_command_prints_the_run_schema_with_the_strategy_union():
     proc = subprocess.run([sys.executable, "-m", "fedseed.cli", "config-schema"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
-    assert set(schema["properties"]) == {"run", "model", "data", "federation", "strategy", "eval", "robust", "privacy",
+    assert set(schema["properties"]) == {"run", "model", "adapter", "data", "federation", "strategy", "eval", "robust", "privacy",
                                          "simulation", "server", "client", "extends"}  # a run file may hold each
     assert schema["additionalProperties"] is False
     strategy = schema["properties"]["strategy"]

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 
 from fedseed.strategies.base import Strategy, StrategyConfig
 from fedseed.strategies.fedavg import FedAvg
+from fedseed.strategies.fedit import FedIT
 from fedseed.strategies.fedkseed import FedKSeed
 from fedseed.strategies.fedkseed_pro import FedKSeedPro
 from fedseed.strategies.ferret import Ferret
@@ -68,5 +69,5 @@ def build_strategy(cfg: StrategyConfig) -> Strategy:
     return strategy_class(cfg.name)(cfg)
 
 
-for _cls in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg, MeZO):
+for _cls in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg, FedIT, MeZO):
     register_strategy(_cls)

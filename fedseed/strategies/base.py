@@ -185,6 +185,7 @@ class Strategy(ABC):
     varies_steps: bool = True  # False: the number of local steps is fixed by the method (simulation knob refused)
     centralized: bool = False  # True: one party trains alone, so nothing travels
     weights_clients: bool = True  # False: every client counts the same whatever num_samples it claims
+    needs_adapter: bool = False  # True: the method trains an [adapter] (LoRA), never the full parameters
 
     def __init__(self, cfg: StrategyConfig | None = None, /, **settings: Any) -> None:
         if cfg is None:  # keywords are checked like a [strategy] table: by key, type and element
