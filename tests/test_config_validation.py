@@ -147,8 +147,9 @@ def test_schema_command_prints_the_run_schema_with_the_strategy_union():
     proc = subprocess.run([sys.executable, "-m", "fedseed.cli", "config-schema"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
-    assert set(schema["properties"]) == {"run", "model", "adapter", "data", "federation", "strategy", "eval", "robust", "privacy",
-                                         "simulation", "server", "client", "extends"}  # a run file may hold each
+    assert set(schema["properties"]) == {"run", "model", "adapter", "data", "federation", "strategy", "eval",
+                                         "robust", "privacy", "simulation", "server", "client",
+                                         "extends"}  # a run file may hold each
     assert schema["additionalProperties"] is False
     strategy = schema["properties"]["strategy"]
     assert strategy["discriminator"]["propertyName"] == "name"
