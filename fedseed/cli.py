@@ -22,7 +22,7 @@ def _simulate(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.set)
         summary = simulate(cfg, args.out, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume)
     print(json.dumps(summary, indent=2))
-    return 0
+    return 3 if summary.get("diverged") else 0  # the guard ended it (stderr said why and what to change)
 
 
 def _experiments(args: argparse.Namespace) -> int:

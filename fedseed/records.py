@@ -107,7 +107,8 @@ class RunSummary:
     workers_checksums: list[str] = field(default_factory=list)
     traffic_bytes: int | None = None  # a coordinator's measured gRPC bytes, both ways, over the run
     epsilon: float | None = None  # dp: the run's final epsilon (at privacy.delta)
-    stopped: str | None = None  # why the run ended before its last round (its privacy budget)
+    stopped: str | None = None  # why the run ended before its last round (its privacy budget, or divergence)
+    diverged: bool | None = None  # True: the divergence guard ended it (the rounds it kept are logged)
     privacy: dict | None = None  # a private run's constants: levels, noise multiplier, rounds per client
     compute_dtype: str | None = None  # this process's forwards (model.compute_dtype = auto resolved)
     schema: int = SCHEMA_VERSION

@@ -28,7 +28,7 @@ import numpy as np
 
 WEIGHTINGS = ("equal", "capped", "samples")
 RULES = ("mean", "median", "trimmed_mean")
-ON_DIVERGENCE = ("rollback", "flag")
+ON_DIVERGENCE = ("rollback", "flag", "stop")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class RobustSection:
     trim_fraction: float = 0.2  # trimmed_mean: share of clients dropped at each end of every coordinate
     outlier_factor: float = 0.0  # > 0: leave out a client whose norm exceeds this x the median norm
     divergence_factor: float = 1.5  # > 0: a round raising the guard loss past this factor is flagged
-    on_divergence: str = "rollback"  # rollback | flag
+    on_divergence: str = "rollback"  # rollback | flag | stop (roll back, then end the run)
     guard_examples: int = 32  # held-out examples whose loss the guard compares before and after each round
 
     def validate(self) -> None:

@@ -24,7 +24,7 @@ from fedseed import wire
 from fedseed.compact import LOG_ONLY_ROOM
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
-from fedseed.guard import DivergenceGuard
+from fedseed.guard import MAX_ROLLBACKS, DivergenceGuard
 from fedseed.private_round import PrivateRun, secure_rng
 from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
@@ -71,6 +71,7 @@ class RoundMachine:
         guarded = (state is not None and guard_loss is not None and not strategy.centralized
                    and cfg.robust.divergence_factor > 0)
         self.guard = DivergenceGuard(cfg.robust, guard_loss) if guarded else None
+        self.diverged: str | None = None  # why the guard ended the run (the rounds so far are logged)
         self.private = PrivateRun(cfg, strategy) if cfg.privacy.private else None
         if self.private is not None and log is not None:
             log.set_meta(privacy=self.private.describe())
@@ -227,7 +228,7 @@ class RoundMachine:
             return
         closed.flagged = verdict
         print(f"fedseed: round {closed.plan.round} flagged: {verdict}", file=sys.stderr)
-        if self.cfg.robust.on_divergence != "rollback":
+        if self.cfg.robust.on_divergence == "flag":
             return
         # integer arithmetic undoes it exactly, back to a state the room from before it describes (the
         # running bound cannot see that the negated update shrinks what the update grew)
@@ -235,11 +236,21 @@ class RoundMachine:
         self.strategy.apply(self.state, closed.update.negated())
         self.state.set_room(room_before)
         self.guard.rolled_back()
+        if self.cfg.robust.on_divergence == "stop" or self.guard.rollbacks_in_a_row >= MAX_ROLLBACKS:
+            self.diverged = self._diverged_message(closed.plan, verdict)
         closed.refused |= {c: f"the round was rolled back ({verdict})" for c in closed.reported()}
         closed.results, closed.rolled_back = [], True
         if closed.secure is not None:
             closed.secure = SecureSum([], closed.secure.total, "rolled back")
         closed.update = GlobalUpdate(closed.plan.round, closed.update.kind)
+
+    def _diverged_message(self, plan: RoundPlan, verdict: str) -> str:
+        n = self.guard.rollbacks_in_a_row if self.guard is not None else 1
+        rounds = f"round {plan.round} was" if n == 1 else f"rounds {plan.round - n + 1}..{plan.round} were"
+        clip = "strategy.grad_clip or " if hasattr(self.cfg.strategy, "grad_clip") else ""
+        return (f"the run stopped: {rounds} rolled back ({verdict}). Its steps are too large for this model: "
+                f"lower strategy.lr (now {self.cfg.strategy.lr:g}), or bound them with {clip}robust.clip_factor; "
+                "the state is the one before the rolled-back round")
 
     def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
         """Serialized bytes of the round's messages: every reporting client's UpdateRequest up; its round task

@@ -152,7 +152,11 @@ class RoundLifecycle:
         self.last, self.open, self.attempt, self.drawn_before, self.refused = r, None, 0, [], {}
         self.first_opened = 0.0
         self.progress.round_done(record)
-        if r >= self.cfg.run.rounds:
+        if self.machine.diverged:
+            self.stopped = self.machine.diverged
+            print(f"fedseed server: {self.stopped}", file=sys.stderr)
+            self._finish()
+        elif r >= self.cfg.run.rounds:
             self._finish()
         else:
             self.phase, self.waiting_since = "waiting", time.time()
@@ -172,7 +176,7 @@ class RoundLifecycle:
             records[-1].checksum = self.checksums[self.last]
         private = self.machine.private.describe() if self.private else None
         summary = RunSummary.of("server", self.cfg, records, time.time() - self.started, stopped=self.stopped,
-                                privacy=private)
+                                privacy=private, diverged=True if self.machine.diverged else None)
         write_private_text(self.out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
 
     def done(self) -> bool:

@@ -57,7 +57,7 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
             for update in log.updates(1, records[-1].round):
                 backend.push(update)
                 backend.sync()  # one update at a time: a dense round is a whole model
-        stopped = None
+        stopped, diverged = None, None
         with open_private(out / "metrics.jsonl", "a") as mf:
             for r in range(records[-1].round + 1, cfg.run.rounds + 1):
                 try:
@@ -72,8 +72,12 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
                 bar.round_done(record)
                 for callback in callbacks:
                     callback(record)
+                if machine.diverged:
+                    stopped, diverged = machine.diverged, True
+                    print(f"fedseed: {stopped}", file=sys.stderr)
+                    break
         extra = {"backend": cfg.simulation.backend, "workers_peak_rss_mib": backend.workers_peak_rss_mib(),
-                 "workers_checksums": backend.workers_checksums(), "stopped": stopped,
+                 "workers_checksums": backend.workers_checksums(), "stopped": stopped, "diverged": diverged,
                  "privacy": machine.private.describe() if machine.private is not None else None}
     finally:
         if bar is not None:

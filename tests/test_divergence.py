@@ -1,0 +1,65 @@
+"""The divergence guard watches the held-out loss against the round before and against the run's start; under
+"stop", or after three rollbacks in a row, the run ends with a message saying what to change, exit code 3."""
+
+import json
+
+import pytest
+
+from fedseed.cli import main
+from fedseed.config import ConfigError, load_config
+from fedseed.guard import MAX_ROLLBACKS, DivergenceGuard
+from fedseed.robust import RobustSection
+
+
+def guard_over(losses: list[float]) -> tuple[DivergenceGuard, list[str]]:
+    """A guard whose loss reads the given values in turn: the start, then one after each round."""
+    values = iter(losses)
+    guard = DivergenceGuard(RobustSection(divergence_factor=1.5), lambda: next(values))
+    guard.before()
+    return guard, [guard.after() for _ in losses[1:]]
+
+
+def test_a_slow_drift_is_flagged_against_the_start():
+    _, verdicts = guard_over([1.0, 1.3, 1.4, 1.6])  # no round raises it x1.5, but the third ends x1.6 the start
+    assert verdicts[:2] == ["", ""] and "x1.6 its 1 at the start" in verdicts[2]
+
+
+def test_a_jump_is_flagged_against_the_round_before():
+    _, verdicts = guard_over([1.0, 0.5, 0.9])
+    assert "went from 0.5 to 0.9, x1.8" in verdicts[1]
+
+
+def test_rollbacks_in_a_row_are_counted_and_a_good_round_resets_them():
+    guard, _ = guard_over([1.0])
+    for _ in range(MAX_ROLLBACKS - 1):
+        guard.rolled_back()
+    assert guard.rollbacks_in_a_row == MAX_ROLLBACKS - 1
+    guard.loss = lambda: 0.9
+    assert guard.after() == "" and guard.rollbacks_in_a_row == 0
+
+
+def test_stop_ends_a_diverging_run_saying_what_to_change(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["simulate", "simulations/smoke.toml", "--quiet", "--out", str(out), "--set", "strategy.lr=3.0",
+                 "--set", "run.rounds=8", "--set", "robust.on_divergence=stop"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "the run stopped: round 6 was rolled back" in err and "lower strategy.lr (now 3)" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged"] is True and "rolled back" in summary["stopped"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == list(range(7)) and rows[-1]["rolled_back"]
+    assert rows[-1]["checksum"] == rows[-2]["checksum"] == summary["final_checksum"]  # the state before it
+
+
+def test_rollback_keeps_going_past_a_single_bad_round(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["simulate", "simulations/smoke.toml", "--quiet", "--out", str(out), "--set", "strategy.lr=3.0",
+                 "--set", "run.rounds=8"])
+    assert code == 0 and "round 6 flagged" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text()).get("diverged") is None
+
+
+def test_an_unknown_policy_is_refused():
+    with pytest.raises(ConfigError, match="robust.on_divergence' must be one of rollback, flag, stop"):
+        load_config("simulations/smoke.toml", ["robust.on_divergence=halt"])
