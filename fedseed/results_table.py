@@ -11,7 +11,7 @@ from fedseed.report import load_run, metric_key
 
 METHOD_NAMES = {"fedkseed": "FedKSeed", "fedkseed-pro": "FedKSeed-Pro", "ferret": "Ferret",
                 "onebyte": "one-byte SPSA", "fedavg": "FedAvg (first order)", "fedit": "FedIT (LoRA, first order)",
-                "mezo": "MeZO (centralized)"}
+                "mezo": "MeZO (centralized)", "fzoo": "FZOO"}
 ORDER = list(METHOD_NAMES)
 METRIC_NAMES = {"eval_accuracy": "accuracy (%)", "eval_rougeL": "Rouge-L (%)", "eval_loss": "eval loss"}
 

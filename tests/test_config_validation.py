@@ -15,7 +15,7 @@ from fedseed.config_models import ConfigError
 SMOKE = pathlib.Path("simulations/smoke.toml").resolve()
 RECIPES = pathlib.Path("simulations/experiments").resolve()
 ONEBYTE = RECIPES / "sentiment_onebyte.toml"  # a base without FedKSeed's keys
-STRATEGIES = ["fedkseed", "fedkseed-pro", "ferret", "onebyte", "fedavg", "fedit", "mezo"]
+STRATEGIES = ["fedkseed", "fedkseed-pro", "ferret", "onebyte", "fedavg", "fedit", "mezo", "fzoo"]
 
 
 def config_file(tmp_path: pathlib.Path, body: str, name: str = "run.toml", base: pathlib.Path = SMOKE) -> str:

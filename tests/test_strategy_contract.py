@@ -19,7 +19,8 @@ from fedseed.strategies.fedkseed_pro import FedKSeedPro
 TESTS = pathlib.Path(__file__).parent
 CONFIGS = {"fedkseed": {"num_seeds": 64, "local_steps": 3}, "fedkseed-pro": {"num_seeds": 64, "local_steps": 3},
            "ferret": {"num_bases": 32, "local_steps": 2, "lr": 0.05}, "onebyte": {"samples_per_step": 2},
-           "fedavg": {"local_steps": 2}, "mezo": {"local_steps": 3}}
+           "fedavg": {"local_steps": 2}, "mezo": {"local_steps": 3},
+           "fzoo": {"num_seeds": 64, "local_steps": 2, "perturbations": 3}}
 
 
 def updates_equal(a, b) -> bool:

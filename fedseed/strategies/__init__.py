@@ -18,6 +18,7 @@ from fedseed.strategies.fedit import FedIT
 from fedseed.strategies.fedkseed import FedKSeed
 from fedseed.strategies.fedkseed_pro import FedKSeedPro
 from fedseed.strategies.ferret import Ferret
+from fedseed.strategies.fzoo import FZOO
 from fedseed.strategies.mezo import MeZO
 from fedseed.strategies.onebyte import OneByte
 
@@ -69,5 +70,5 @@ def build_strategy(cfg: StrategyConfig) -> Strategy:
     return strategy_class(cfg.name)(cfg)
 
 
-for _cls in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg, FedIT, MeZO):
+for _cls in (FedKSeed, FedKSeedPro, Ferret, OneByte, FedAvg, FedIT, MeZO, FZOO):
     register_strategy(_cls)
