@@ -18,6 +18,7 @@ from fedseed.robust import RobustSection
 from fedseed.strategies import strategy_class
 from fedseed.strategies.base import StrategyConfig
 
+BUILTIN_MODELS = ("tiny-random-llama", "smollm2-135m-instruct", "gemma3-270m")  # fedseed.models' names
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: bf16 where native (fedseed/precision.py)
 
 
@@ -222,8 +223,9 @@ def validate(cfg: Config) -> None:
     if cfg.data.source == "jsonl" and not pathlib.Path(cfg.data.path).is_file():
         raise ConfigError(f"config key 'data.path': file {cfg.data.path!r} does not exist")
     name = cfg.model.name
-    if name not in ("tiny-random-llama", "smollm2-135m-instruct") and not pathlib.Path(name).is_dir():
-        raise ConfigError(f"config key 'model.name': {name!r} is neither a built-in model nor a folder")
+    if name not in BUILTIN_MODELS and not pathlib.Path(name).is_dir():
+        raise ConfigError(f"config key 'model.name': {name!r} is neither a built-in model "
+                          f"({', '.join(BUILTIN_MODELS)}) nor a folder")
 
 
 def resolve_state_format(cfg: Config) -> None:

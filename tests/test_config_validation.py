@@ -172,3 +172,12 @@ def test_schema_command_covers_server_and_client_files(capsys):
     client = json.loads(capsys.readouterr().out)
     assert set(client["properties"]) == {"client"}
     assert client["$defs"]["client"]["properties"]["wait_ms"]["type"] == "integer"
+
+
+def test_the_config_knows_every_built_in_model_by_name():
+    from fedseed import models
+    from fedseed.config import BUILTIN_MODELS
+
+    assert set(BUILTIN_MODELS) == {models.TINY, models.SMOLLM2, models.GEMMA3}
+    with pytest.raises(ConfigError, match="neither a built-in model .*gemma3-270m.* nor a folder"):
+        load_config(str(SMOKE), ['model.name="gemma-9000"'])
