@@ -23,20 +23,22 @@ _EXPORTS = {
     "RoundRecord": "fedseed.records", "RunSummary": "fedseed.records",
     "FedAvg": "fedseed.strategies", "FedIT": "fedseed.strategies", "FedKSeed": "fedseed.strategies",
     "FedKSeedPro": "fedseed.strategies",
-    "Ferret": "fedseed.strategies", "MeZO": "fedseed.strategies", "OneByte": "fedseed.strategies",
+    "Ferret": "fedseed.strategies", "FZOO": "fedseed.strategies", "MeZO": "fedseed.strategies",
+    "OneByte": "fedseed.strategies",
     "register_strategy": "fedseed.strategies", "strategy_class": "fedseed.strategies",
     "RunSetup": "fedseed.strategies.base", "Strategy": "fedseed.strategies.base",
     "StrategyConfig": "fedseed.strategies.base",
 }
-__all__ = ["Dataset", "Example", "FedAvg", "FedIT", "FedKSeed", "FedKSeedPro", "Ferret", "History", "MeZO", "OneByte",
-           "RoundRecord", "RunSetup", "RunSummary", "Strategy", "StrategyConfig", "__version__", "dataset_from",
-           "register_strategy", "simulate", "strategy_class"]
+__all__ = ["Dataset", "Example", "FedAvg", "FedIT", "FedKSeed", "FedKSeedPro", "Ferret", "FZOO", "History", "MeZO",
+           "OneByte", "RoundRecord", "RunSetup", "RunSummary", "Strategy", "StrategyConfig", "__version__",
+           "dataset_from", "register_strategy", "simulate", "strategy_class"]
 
 if TYPE_CHECKING:
     from fedseed.api import History, simulate
     from fedseed.data import Dataset, Example, dataset_from
     from fedseed.records import RoundRecord, RunSummary
     from fedseed.strategies import (
+        FZOO,
         FedAvg,
         FedIT,
         FedKSeed,
