@@ -1,7 +1,8 @@
 """The divergence guard of a party holding the model: the loss of a few fixed held-out examples before and after
 each round. A round that raises it past ``robust.divergence_factor`` times its value before the round, or times
 its value at the start of the run (a slow drift), or makes it non-finite, is flagged, and by
-``robust.on_divergence`` rolled back; under "stop", or after MAX_ROLLBACKS in a row, the run then ends. The same
+``robust.on_divergence`` rolled back; under "stop", or in a simulation after MAX_ROLLBACKS in a row, the run
+then ends. The same
 examples before and after make the ratio a measure of the update alone, not of sampling noise; a few examples
 keep it cheap enough to run every round."""
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from fedseed.robust import RobustSection
 
-MAX_ROLLBACKS = 3  # rounds rolled back in a row: the run cannot make progress at these settings
+MAX_ROLLBACKS = 3  # rounds a simulation rolls back in a row before it ends: it cannot progress at its settings
 
 
 class DivergenceGuard:

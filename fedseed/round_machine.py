@@ -24,7 +24,7 @@ from fedseed import wire
 from fedseed.compact import LOG_ONLY_ROOM
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
-from fedseed.guard import MAX_ROLLBACKS, DivergenceGuard
+from fedseed.guard import DivergenceGuard
 from fedseed.private_round import PrivateRun, secure_rng
 from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
@@ -64,8 +64,11 @@ class RoundMachine:
 
     def __init__(self, cfg: Config, strategy: Strategy, log: RoundLog, state: ModelState | None = None,
                  evaluate: Callable[[], dict[str, float]] | None = None,
-                 guard_loss: Callable[[], float] | None = None) -> None:
+                 guard_loss: Callable[[], float] | None = None, stop_after_rollbacks: int = 0) -> None:
+        """stop_after_rollbacks: end the run after that many rounds rolled back in a row (0: never). A simulation
+        sets it; a coordinator does not, so a client drawn into every round cannot end a deployment by it."""
         self.cfg, self.strategy, self.log = cfg, strategy, log
+        self.stop_after_rollbacks = stop_after_rollbacks
         self.state, self.evaluate = state, evaluate
         self.delta_bound = 0  # what every party's fixed-point state may hold at most, summed over applied rounds
         guarded = (state is not None and guard_loss is not None and not strategy.centralized
@@ -236,7 +239,7 @@ class RoundMachine:
         self.strategy.apply(self.state, closed.update.negated())
         self.state.set_room(room_before)
         self.guard.rolled_back()
-        if self.cfg.robust.on_divergence == "stop" or self.guard.rollbacks_in_a_row >= MAX_ROLLBACKS:
+        if self.cfg.robust.on_divergence == "stop" or 0 < self.stop_after_rollbacks <= self.guard.rollbacks_in_a_row:
             self.diverged = self._diverged_message(closed.plan, verdict)
         closed.refused |= {c: f"the round was rolled back ({verdict})" for c in closed.reported()}
         closed.results, closed.rolled_back = [], True

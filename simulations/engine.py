@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from fedseed.accountant import BudgetExhausted
 from fedseed.config import Config
 from fedseed.federation import Federation, build_federation
+from fedseed.guard import MAX_ROLLBACKS
 from fedseed.private import open_private, write_private_text
 from fedseed.progress import Progress
 from fedseed.records import RoundRecord, RunSummary
@@ -140,7 +141,7 @@ def start(out: pathlib.Path, cfg: Config, fed: Federation,
                        checksum=fed.state.checksum(), peak_rss_mib=round(peak_rss_mib(), 1))
     log.set_meta(round0=zero.to_json())
     write_private_text(out / "metrics.jsonl", json.dumps(zero.to_json()) + "\n")
-    return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss), [zero]
+    return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss, MAX_ROLLBACKS), [zero]
 
 
 def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, RoundMachine, list[RoundRecord]]:
@@ -148,7 +149,7 @@ def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, R
     log = RoundLog(out / "log.sqlite")
     try:
         check_resumable(log, cfg, fed.state.layout.fingerprint())
-        machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss)
+        machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss, MAX_ROLLBACKS)
         records = restore(machine, log)
     except BaseException:
         log.close()
