@@ -65,9 +65,14 @@ def _linear_names(model: torch.nn.Module) -> set[str]:
     return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
-def trainable_patterns(trainable: list[str], cfg: AdapterSection) -> list[str] | None:
-    """The layout's trainable patterns: the adapter weights of an adapted model, else model.trainable (None: all)."""
-    return list(ADAPTER_PATTERNS) if cfg.kind != "none" else (list(trainable) or None)
+def adapted(model: torch.nn.Module, cfg: AdapterSection, trainable: list[str], run_seed: int,
+            device: str) -> tuple[torch.nn.Module, list[str] | None]:
+    """The model with its adapter attached (unless it comes adapted already) on `device`, and the layout's trainable
+    patterns: the adapter weights of an adapted model, else model.trainable (None: all). Every party that builds a
+    run's state (simulation, coordinator, client, replay) gets both from here."""
+    if not hasattr(model, "peft_config"):
+        model = attach(model, cfg, run_seed).to(device)
+    return model, list(ADAPTER_PATTERNS) if cfg.kind != "none" else (list(trainable) or None)
 
 
 def recorded(config: dict) -> AdapterSection:

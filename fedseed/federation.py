@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedseed.adapters import attach, trainable_patterns
+from fedseed.adapters import adapted
 from fedseed.config import Config
 from fedseed.data.examples import Dataset, Example
 from fedseed.data.partition import holdout_split, partition
@@ -125,11 +125,10 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
     lm = lm or load_model(cfg.model.name, cfg.model.device, as_stored=loads_as_stored(cfg.model.state))
-    if not hasattr(lm.model, "peft_config"):  # a caller's model may come adapted already
-        lm.model = attach(lm.model, cfg.adapter, cfg.run.seed).to(cfg.model.device)
+    lm.model, patterns = adapted(lm.model, cfg.adapter, cfg.model.trainable, cfg.run.seed, cfg.model.device)
     for p in lm.model.parameters():
         p.requires_grad_(False)
-    layout = build_layout(lm.model, trainable_patterns(cfg.model.trainable, cfg.adapter), model_checksum(lm.model))
+    layout = build_layout(lm.model, patterns, model_checksum(lm.model))
     trainable = {s.name for s in layout.slots}
     for name, p in lm.model.named_parameters():
         p.requires_grad_(name in trainable)

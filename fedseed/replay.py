@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import torch
 
-from fedseed.adapters import attach, merged, recorded, trainable_patterns
+from fedseed.adapters import adapted, merged, recorded
 from fedseed.directions import DirectionEngine
 from fedseed.layout import build_layout, model_checksum
 from fedseed.models import LoadedModel, load_model
@@ -36,9 +36,8 @@ def open_state(log: RoundLog, backend: str = "compiled", device: str = "cpu") ->
     cfg = log.meta("config")
     fmt = state_format(cfg)
     lm = load_model(cfg["model"]["name"], device, as_stored=loads_as_stored(fmt))
-    adapter = recorded(cfg)
-    lm.model = attach(lm.model, adapter, cfg["run"]["seed"]).to(device)
-    layout = build_layout(lm.model, trainable_patterns(cfg["model"]["trainable"], adapter), model_checksum(lm.model))
+    lm.model, patterns = adapted(lm.model, recorded(cfg), cfg["model"]["trainable"], cfg["run"]["seed"], device)
+    layout = build_layout(lm.model, patterns, model_checksum(lm.model))
     if layout.fingerprint() != log.meta("fingerprint"):
         raise ValueError("the base model's layout fingerprint differs from the run's: wrong model or weights")
     # fp32 whatever the run's forwards used: replay checks and exports the exact state's weights
