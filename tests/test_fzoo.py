@@ -6,8 +6,8 @@ import pytest
 import torch
 from convex import Problem
 
-from fedseed.codecs import decode
-from fedseed.strategies.base import RunSetup
+from fedseed.codecs import decode, encode
+from fedseed.strategies.base import ClientResult, RunSetup
 from fedseed.strategies.fzoo import FZOO, FZOOConfig
 
 
@@ -45,3 +45,13 @@ def test_fzoo_drives_the_convex_problem_to_its_optimum():
 def test_bad_fzoo_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         FZOO(**settings)
+
+
+def test_a_payload_with_the_wrong_number_of_probe_scalars_is_refused():
+    p = Problem(num_clients=1)
+    s = FZOO(lr=0.01, local_steps=2, num_seeds=64, perturbations=4).setup(RunSetup(5, 3, 1, p.layout))
+    plan = s.configure_round(1, [0])
+    short = ClientResult(1, 0, encode(np.zeros(2), "fp32"), 1, 0.0)  # one scalar a step, not N
+    with pytest.raises(ValueError, match="sent 2 scalars, expected 8"):
+        s.aggregate(plan, [short])
+    assert s.max_payload_bytes() == 2 * 4 * 4  # what the coordinator reads at most: N scalars a step
