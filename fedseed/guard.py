@@ -1,6 +1,6 @@
 """The divergence guard of a party holding the model: the loss of a few fixed held-out examples before and after
-each round. A round that raises it past ``robust.divergence_factor`` times its value before the round, or times
-its value at the start of the run (a slow drift), or makes it non-finite, is flagged, and by
+each round. A round that raises it past ``robust.divergence_factor`` times its value before the round, or makes it
+non-finite, is flagged, and by
 ``robust.on_divergence`` rolled back; under "stop", or in a simulation after MAX_ROLLBACKS in a row, the run
 then ends. The same
 examples before and after make the ratio a measure of the update alone, not of sampling noise; a few examples
@@ -21,15 +21,12 @@ class DivergenceGuard:
         self.factor, self.loss = cfg.divergence_factor, loss
         self.reference: float | None = None  # the guard loss of the state the next round starts from
         self.previous: float | None = None
-        self.start: float | None = None  # the guard loss before the first round this guard watched
         self.rollbacks_in_a_row = 0
 
     def before(self) -> None:
         """Measure the starting state once (a fresh or resumed run); later rounds start from the last verdict."""
         if self.reference is None:
             self.reference = float(self.loss())
-        if self.start is None:
-            self.start = self.reference
 
     def after(self) -> str:
         """Why the round just applied is implausible (empty: it is not). The new loss becomes the reference."""
@@ -40,10 +37,6 @@ class DivergenceGuard:
             return f"the guard loss went from {ref:.4g} to {new} (robust.divergence_factor {self.factor})"
         if new > self.factor * ref:
             return (f"the guard loss went from {ref:.4g} to {new:.4g}, x{new / max(ref, 1e-300):.3g} "
-                    f"> robust.divergence_factor {self.factor}")
-        start = self.start if self.start is not None else ref
-        if new > self.factor * start:
-            return (f"the guard loss rose to {new:.4g}, x{new / max(start, 1e-300):.3g} its {start:.4g} at the start, "
                     f"> robust.divergence_factor {self.factor}")
         self.rollbacks_in_a_row = 0
         return ""

@@ -1,4 +1,4 @@
-"""The divergence guard watches the held-out loss against the round before and against the run's start; under
+"""The divergence guard watches the held-out loss against the round before; under
 "stop", or after three rollbacks in a row, the run ends with a message saying what to change, exit code 3."""
 
 import json
@@ -17,11 +17,6 @@ def guard_over(losses: list[float]) -> tuple[DivergenceGuard, list[str]]:
     guard = DivergenceGuard(RobustSection(divergence_factor=1.5), lambda: next(values))
     guard.before()
     return guard, [guard.after() for _ in losses[1:]]
-
-
-def test_a_slow_drift_is_flagged_against_the_start():
-    _, verdicts = guard_over([1.0, 1.3, 1.4, 1.6])  # no round raises it x1.5, but the third ends x1.6 the start
-    assert verdicts[:2] == ["", ""] and "x1.6 its 1 at the start" in verdicts[2]
 
 
 def test_a_jump_is_flagged_against_the_round_before():
