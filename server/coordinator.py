@@ -254,6 +254,8 @@ class Coordinator(PrivateRounds, RoundLifecycle):
         try:
             self.machine.check(o.plan, result)
         except ResultRefused as e:
+            # kept in memory only, to say in the round's record why the client's result is missing
+            self.refused[entry.index] = f"its result was refused: {e}"
             raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         self._learn_checksum(entry, r - 1, req.start_checksum, "start_checksum")
         o.start_checksum = self.checksums.get(r - 1, "")

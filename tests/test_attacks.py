@@ -27,7 +27,7 @@ pytestmark = pytest.mark.federation
 CONFIG = "simulations/smoke.toml"
 SETTINGS = ["run.rounds=4", "federation.num_clients=10", "federation.clients_per_round=4", "model.backend=eager",
             "model.threads=1", "eval.every=2", "server.min_clients=10", "server.quorum=4",
-            "server.round_deadline_s=120", "server.linger_s=1",
+            "server.round_deadline_s=20", "server.linger_s=1",
             # the wide state's int64 room lets the largest attack through, so what the robust rules stop is what is
             # measured (the compact state's int32 refuses an inflated step by itself: tests/test_robust.py)
             "model.state=wide"]
@@ -107,6 +107,14 @@ def test_inflated_weight_max_magnitude_client(tmp_path, honest):
     assert on["loss"] <= 1.05 * honest["on"]["loss"]
     assert off["loss"] > 3 * honest["off"]["loss"]  # the model is destroyed without the bounds
     assert deviation(on, honest["on"]) < BOUNDED < 100 < deviation(off, honest["off"])
+    # on the destroyed model an honest client's own result is beyond what any party can apply: it is refused,
+    # the round goes on at its deadline without it, and its record says why
+    missing = {c: why for rec in off["records"] for c, why in rec.why_dropped.items()}
+    assert missing and all(why.startswith("its result was refused: payload refused") for why in missing.values())
+    attempts = {rec.round: rec.attempts for rec in off["records"]}
+    for client in off["clients"]:  # computed again it would be the same result: one try per round attempt
+        refused = [row.round for row in client.rows if row.status.startswith("refused")]
+        assert all(refused.count(r) <= attempts[r] for r in refused), (client.index, refused)
 
 
 def test_sign_flipping_client(tmp_path, honest):
