@@ -170,6 +170,16 @@ def check_adapter(cfg: Config) -> None:
                           "set; leave model.trainable empty")
 
 
+def check_lr_relative(cfg: Config) -> None:
+    """strategy.lr_relative needs a step lr * g * z along SPSA scalars g."""
+    name = cfg.strategy.name
+    if cfg.strategy.lr_relative and not strategy_class(name).steps_along_spsa_scalars:
+        why = ("FZOO normalises its steps by the spread of its probes' losses already" if name == "fzoo" else
+               f"strategy {name} takes first-order steps")
+        raise ConfigError(f"config key 'strategy.lr_relative': it scales lr by the measured |g| of zeroth-order "
+                          f"steps lr * g * z, and {why}; set an absolute strategy.lr")
+
+
 def validate(cfg: Config) -> None:
     try:
         cfg.strategy.validate()
@@ -186,6 +196,7 @@ def validate(cfg: Config) -> None:
                           "fedkseed or fedkseed-pro with strategy.shared_seeds = true, or robust.norm_factor and "
                           "robust.outlier_factor, which work in any seed space)")
     check_adapter(cfg)
+    check_lr_relative(cfg)
     checks = [
         ("run.rounds", cfg.run.rounds >= 1, "must be >= 1"),
         ("federation.num_clients", cfg.federation.num_clients >= 1, "must be >= 1"),

@@ -111,6 +111,7 @@ class RunSummary:
     diverged: bool | None = None  # True: the divergence guard ended it (the rounds it kept are logged)
     privacy: dict | None = None  # a private run's constants: levels, noise multiplier, rounds per client
     compute_dtype: str | None = None  # this process's forwards (model.compute_dtype = auto resolved)
+    lr_relative: dict | None = None  # strategy.lr_relative: the configured lr, the measured median |g|, the lr
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:

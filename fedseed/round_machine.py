@@ -25,6 +25,7 @@ from fedseed.compact import LOG_ONLY_ROOM
 from fedseed.config import Config
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.guard import DivergenceGuard
+from fedseed.lr_scale import PROBES, median_abs_g
 from fedseed.private_round import PrivateRun, secure_rng
 from fedseed.records import RoundRecord, mean_or_none
 from fedseed.roundlog import RoundLog
@@ -78,6 +79,32 @@ class RoundMachine:
         self.private = PrivateRun(cfg, strategy) if cfg.privacy.private else None
         if self.private is not None and log is not None:
             log.set_meta(privacy=self.private.describe())
+        if cfg.strategy.lr_relative:
+            strategy.g_scale = self._g_scale(guard_loss)
+
+    def _g_scale(self, loss: Callable[[], float] | None) -> float:
+        """The median |g| strategy.lr_relative divides lr by: the one in the log (a resumed run), or measured now
+        on the guard examples at the base weights, before any round, and kept in the log."""
+        try:
+            return float(self.log.meta("g_scale"))
+        except KeyError:
+            pass
+        if self.state is None or loss is None:
+            raise ValueError("strategy.lr_relative: the lr is set from the model's measured |g|, which needs a "
+                             "coordinator holding the model (server.hold_model = true); or set an absolute lr")
+        s = self.cfg.strategy
+        scale = median_abs_g(self.state, loss, self.cfg.run.seed, s.eps, s.direction)
+        self.log.set_meta(g_scale=scale)
+        print(f"fedseed: strategy.lr_relative: median |g| {scale:.4g} at the base weights ({PROBES} probes), "
+              f"so lr = {s.lr:g} / {scale:.4g} = {s.lr / scale:.4g}", file=sys.stderr)
+        return scale
+
+    def lr_summary(self) -> dict | None:
+        """What a relative lr resolved to, for the run's summary (None: an absolute lr)."""
+        if not self.cfg.strategy.lr_relative:
+            return None
+        return {"relative": self.cfg.strategy.lr, "median_abs_g": self.strategy.g_scale,
+                "lr": self.cfg.strategy.lr / self.strategy.g_scale}
 
     # ---- planning ----------------------------------------------------------------------------------------
     def draw(self, r: int, available: list[int], attempt: int = 0, keep: list[int] | None = None) -> RoundPlan:
@@ -251,9 +278,11 @@ class RoundMachine:
         n = self.guard.rollbacks_in_a_row if self.guard is not None else 1
         rounds = f"round {plan.round} was" if n == 1 else f"rounds {plan.round - n + 1}..{plan.round} were"
         clip = "strategy.grad_clip or " if hasattr(self.cfg.strategy, "grad_clip") else ""
+        relative = ("; strategy.lr_relative = true sets the lr from this model's own |g| scale"
+                    if self.strategy.steps_along_spsa_scalars and not self.cfg.strategy.lr_relative else "")
         return (f"the run stopped: {rounds} rolled back ({verdict}). Its steps are too large for this model: "
-                f"lower strategy.lr (now {self.cfg.strategy.lr:g}), or bound them with {clip}robust.clip_factor; "
-                "the state is the one before the rolled-back round")
+                f"lower strategy.lr (now {self.cfg.strategy.lr:g}), or bound them with {clip}robust.clip_factor"
+                f"{relative}; the state is the one before the rolled-back round")
 
     def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
         """Serialized bytes of the round's messages: every reporting client's UpdateRequest up; its round task

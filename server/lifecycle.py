@@ -176,7 +176,8 @@ class RoundLifecycle:
             records[-1].checksum = self.checksums[self.last]
         private = self.machine.private.describe() if self.private else None
         summary = RunSummary.of("server", self.cfg, records, time.time() - self.started, stopped=self.stopped,
-                                privacy=private, diverged=True if self.machine.diverged else None)
+                                privacy=private, diverged=True if self.machine.diverged else None,
+                                lr_relative=self.machine.lr_summary())
         write_private_text(self.out / "summary.json", json.dumps(summary.to_json(), indent=2) + "\n")
 
     def done(self) -> bool:

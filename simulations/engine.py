@@ -79,7 +79,8 @@ def simulate(cfg: Config, out_dir: str | None = None, progress: bool = True, ove
                     break
         extra = {"backend": cfg.simulation.backend, "workers_peak_rss_mib": backend.workers_peak_rss_mib(),
                  "workers_checksums": backend.workers_checksums(), "stopped": stopped, "diverged": diverged,
-                 "privacy": machine.private.describe() if machine.private is not None else None}
+                 "privacy": machine.private.describe() if machine.private is not None else None,
+                 "lr_relative": machine.lr_summary()}
     finally:
         if bar is not None:
             bar.close()

@@ -34,6 +34,7 @@ class StrategyConfig:
     name: str = "fedkseed"
     lr: float = 1e-5
     lr_schedule: str = "constant"  # constant | cosine | linear
+    lr_relative: bool = False  # lr is the median step lr * |g|: divided by the |g| measured at the start
     eps: float = 1e-3
     direction: str = "rademacher"
     local_steps: int = 10
@@ -186,6 +187,9 @@ class Strategy(ABC):
     centralized: bool = False  # True: one party trains alone, so nothing travels
     weights_clients: bool = True  # False: every client counts the same whatever num_samples it claims
     needs_adapter: bool = False  # True: the method trains an [adapter] (LoRA), never the full parameters
+    # True: a step is lr * g * z with g the SPSA projected gradient, so strategy.lr_relative can set lr
+    steps_along_spsa_scalars: bool = False
+    g_scale: float = 1.0  # the median |g| the run's lr is relative to (1: an absolute lr)
 
     def __init__(self, cfg: StrategyConfig | None = None, /, **settings: Any) -> None:
         if cfg is None:  # keywords are checked like a [strategy] table: by key, type and element
@@ -236,7 +240,7 @@ class Strategy(ABC):
 
     def lr(self, round_idx: int) -> float:
         """The round's learning rate under the configured schedule (the only place it is computed)."""
-        return scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, round_idx, self.total_rounds)
+        return scheduled_lr(self.cfg.lr / self.g_scale, self.cfg.lr_schedule, round_idx, self.total_rounds)
 
     def configure_round(self, round_idx: int, clients: list[int]) -> RoundPlan:
         return RoundPlan(round_idx, sorted(clients), self.lr(round_idx))

@@ -45,6 +45,7 @@ class FedKSeedConfig(StrategyConfig):
 
 class FedKSeed(Strategy):
     name = "fedkseed"
+    steps_along_spsa_scalars = True
     config_class = FedKSeedConfig
     cfg: FedKSeedConfig
 

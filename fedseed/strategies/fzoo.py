@@ -38,6 +38,7 @@ class FZOOConfig(FedKSeedConfig):
 
 class FZOO(FedKSeed):
     name = "fzoo"
+    steps_along_spsa_scalars = False  # its steps are normalised by the spread of its probes' losses
     config_class = FZOOConfig
     cfg: FZOOConfig
 

@@ -25,6 +25,7 @@ from fedseed.strategies.base import (
 
 class MeZO(Strategy):
     name = "mezo"
+    steps_along_spsa_scalars = True
     networked = False  # one party: nothing to federate
     centralized = True
 

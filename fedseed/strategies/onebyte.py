@@ -46,6 +46,7 @@ class OneByteConfig(StrategyConfig):
 
 class OneByte(Strategy):
     name = "onebyte"
+    steps_along_spsa_scalars = True
     config_class = OneByteConfig
     cfg: OneByteConfig
     samples_clients = False
