@@ -39,7 +39,6 @@ def scale(model: str, probes: int) -> dict:
     return {"model": model, "probes": probes, "median_abs_g": statistics.median(gs),
             "p90_abs_g": gs[int(0.9 * (len(gs) - 1))], "p99_abs_g": gs[int(0.99 * (len(gs) - 1))],
             "max_abs_g": gs[-1], "mean_loss": statistics.mean(losses),
-            "step_at_quickstart_lr": cfg.strategy.lr * statistics.median(gs),
             "clipped": {k: clipped_share(gs, per_round, k) for k in CLIP_FACTORS}}
 
 
@@ -64,11 +63,11 @@ def main() -> None:
     rows = [scale(m, args.probes) for m in args.models.split(",")]
     clips = "".join(f" {'>' + format(k, 'g') + 'x med':>9}" for k in CLIP_FACTORS)
     print(f"{'model':24} {'median |g|':>11} {'p90 |g|':>9} {'p99 |g|':>9} {'max |g|':>9} {'loss':>7} "
-          f"{'lr x median |g|':>16}{clips}")
+          f"{clips}")
     for r in rows:
         shares = "".join(f" {r['clipped'][k]:>9.2%}" for k in CLIP_FACTORS)
         print(f"{r['model']:24} {r['median_abs_g']:>11.4g} {r['p90_abs_g']:>9.4g} {r['p99_abs_g']:>9.4g} "
-              f"{r['max_abs_g']:>9.4g} {r['mean_loss']:>7.4f} {r['step_at_quickstart_lr']:>16.3g}{shares}")
+              f"{r['max_abs_g']:>9.4g} {r['mean_loss']:>7.4f}{shares}")
     if len(rows) > 1:
         print(f"median |g| ratio {rows[1]['model']} / {rows[0]['model']}: "
               f"{rows[1]['median_abs_g'] / rows[0]['median_abs_g']:.3g}x")

@@ -63,8 +63,9 @@ class Federation:
         return self.objective.evaluate(self.lm.model, self.eval_examples, e.batch_size, e.rouge, e.max_new_tokens)
 
     def guard_loss(self) -> float:
-        """The loss of the first robust.guard_examples held-out examples: what the divergence guard compares."""
-        examples = self.eval_examples[:self.cfg.robust.guard_examples]
+        """The loss of robust.guard_examples held-out examples, the labels taken in turn: what the divergence guard
+        compares and strategy.lr_relative probes."""
+        examples = guard_examples(self.eval_examples, self.cfg.robust.guard_examples)
         return self.objective.evaluate(self.lm.model, examples, self.cfg.eval.batch_size)["eval_loss"]
 
     def context(self, round_idx: int, client: int) -> LocalContext:
@@ -140,3 +141,23 @@ def build_federation(cfg: Config, lm: LoadedModel | None = None, data: Dataset |
     run = RunSetup(cfg.run.seed, cfg.run.rounds, cfg.federation.num_clients, layout, cfg.robust)
     strategy = (strategy or build_strategy(cfg.strategy)).setup(run)
     return Federation(cfg, lm, state, objective, ds, shards, [ds.examples[i] for i in eval_idx], strategy)
+
+
+def guard_examples(examples: list[Example], n: int) -> list[Example]:
+    """n held-out examples, the labels taken in turn (each label's examples in their order), or the first n
+    when the examples have no labels. A held-out set may be ordered by label: the quickstart's first 32 are all
+    positive, a loss of 0.044 where the set's is 1.17, which makes the guard's ratio and the |g| scale those of
+    the examples the model already gets right."""
+    by_label: dict[object, list[Example]] = {}
+    for e in examples:
+        by_label.setdefault(e.label, []).append(e)
+    if None in by_label:
+        return examples[:n]
+    queues = [iter(group) for _, group in sorted(by_label.items(), key=lambda kv: kv[0])]
+    out: list[Example] = []
+    while len(out) < min(n, len(examples)):
+        for q in queues:
+            e = next(q, None)
+            if e is not None and len(out) < n:
+                out.append(e)
+    return out

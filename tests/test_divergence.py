@@ -39,11 +39,12 @@ def test_stop_ends_a_diverging_run_saying_what_to_change(tmp_path, capsys):
                  "--set", "run.rounds=8", "--set", "robust.on_divergence=stop"])
     err = capsys.readouterr().err
     assert code == 3
-    assert "the run stopped: round 6 was rolled back" in err and "lower strategy.lr (now 3)" in err
+    assert "the run stopped: round 2 was rolled back" in err and "lower strategy.lr (now 3)" in err
+    assert "strategy.lr_relative = true" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["diverged"] is True and "rolled back" in summary["stopped"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["round"] for r in rows] == list(range(7)) and rows[-1]["rolled_back"]
+    assert [r["round"] for r in rows] == list(range(3)) and rows[-1]["rolled_back"]
     assert rows[-1]["checksum"] == rows[-2]["checksum"] == summary["final_checksum"]  # the state before it
 
 
@@ -58,3 +59,16 @@ def test_rollback_keeps_going_past_a_single_bad_round(tmp_path, capsys):
 def test_an_unknown_policy_is_refused():
     with pytest.raises(ConfigError, match="robust.on_divergence' must be one of rollback, flag, stop"):
         load_config("simulations/smoke.toml", ["robust.on_divergence=halt"])
+
+
+def test_guard_examples_take_the_labels_in_turn():
+    """A held-out set ordered by label (the quickstart's first 32 reviews are all positive) still gives the guard
+    both labels; unlabelled examples are taken in order."""
+    from fedseed.data.examples import Example
+    from fedseed.federation import guard_examples
+
+    ordered = [Example(prompt=f"p{i}", label=int(i >= 6)) for i in range(9)]
+    assert [e.prompt for e in guard_examples(ordered, 4)] == ["p0", "p6", "p1", "p7"]
+    assert [e.label for e in guard_examples(ordered, 9)] == [0, 1, 0, 1, 0, 1, 0, 0, 0]
+    tasks = [Example(prompt=f"t{i}", completion="x") for i in range(5)]
+    assert [e.prompt for e in guard_examples(tasks, 3)] == ["t0", "t1", "t2"]

@@ -45,9 +45,11 @@ def test_smollm2_is_real_and_scores_sentiment():
 
 def test_quickstart_pipeline_one_round(tmp_path):
     cfg = load_config(QUICKSTART, ["run.rounds=1", "federation.clients_per_round=2", "strategy.local_steps=1",
-                                   "data.eval_size=32"])
+                                   "data.eval_size=32", "robust.guard_examples=8"])
     summary = simulate(cfg, str(tmp_path), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     # two clients' UpdateRequests of one fp32 scalar each: 4 payload bytes and the fixed fields (< 40 bytes)
     assert 2 * 4 < rows[1]["bytes_up"] <= 2 * 40 and summary["rounds"] == 1
     assert (tmp_path / "curves.png").exists()
+    rel = summary["lr_relative"]  # SmolLM2's median |g| at the quickstart's settings is some tens
+    assert rel["relative"] == cfg.strategy.lr and 5 < rel["median_abs_g"] < 500
