@@ -60,6 +60,8 @@ class RoundRecord:
     evals: dict[str, float] = field(default_factory=dict)  # eval_loss and eval_accuracy or eval_rougeL
     flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
     rolled_back: bool = False  # the round's update was undone: the round applies nothing
+    forwards: int = 0  # training forward passes of the clients that computed a result (evaluation aside)
+    backwards: int = 0
     epsilon: float | None = None  # dp: the run's epsilon after the round (the most any client has spent)
     checksum: str = ""
     setup_s: float | None = None  # round 0: building model, data and strategy
@@ -112,6 +114,9 @@ class RunSummary:
     privacy: dict | None = None  # a private run's constants: levels, noise multiplier, rounds per client
     compute_dtype: str | None = None  # this process's forwards (model.compute_dtype = auto resolved)
     lr_relative: dict | None = None  # strategy.lr_relative: the configured lr, the measured median |g|, the lr
+    adapter: str | None = None  # the trainable set when it is an [adapter] (lora rank r), else all weights
+    forwards: int | None = None  # the clients' training passes over the run (records that count them)
+    backwards: int | None = None
     schema: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -142,6 +147,11 @@ class RunSummary:
         from fedseed.precision import forward_dtype
 
         extra.setdefault("compute_dtype", str(forward_dtype(cfg.model.compute_dtype, cfg.model.device))[6:])
+        extra.setdefault("adapter", f"lora rank {cfg.adapter.rank}" if cfg.adapter.kind == "lora" else None)
+        passes = [(r.forwards, r.backwards) for r in trained]
+        if any(f or b for f, b in passes):
+            extra.setdefault("forwards", sum(f for f, _ in passes))
+            extra.setdefault("backwards", sum(b for _, b in passes))
         return cls(mode=mode, strategy=cfg.strategy.name, model=cfg.model.name, data=cfg.data.source,
                    rounds=trained[-1].round if trained else 0, seed=cfg.run.seed,
                    num_clients=cfg.federation.num_clients,

@@ -1,6 +1,6 @@
-"""docs/results.md from finished runs: per data setting, one row per method (final metric, bytes per client per
-round, total bytes and their ratio to FedAvg, wall time, peak memory) and plots of the metric against round and
-against bytes, one line per method."""
+"""docs/results.md from finished runs: per data setting, one row per run (final metric, bytes per client per
+round, total bytes and their ratios to FedAvg and FedIT, training forwards and backwards, wall time, peak memory)
+and plots of the metric against round, cumulative bytes and wall time, one line per run."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ METRIC_NAMES = {"eval_accuracy": "accuracy (%)", "eval_rougeL": "Rouge-L (%)", "
 def method_label(summary: dict) -> str:
     """The method's name, with its privacy mode and epsilon for a private run."""
     name = METHOD_NAMES.get(summary["strategy"], summary["strategy"])
+    if summary.get("adapter") and summary["strategy"] != "fedit":
+        name += f" on LoRA ({summary['adapter'].removeprefix('lora ')})"
     private = summary.get("privacy") or {}
     if not private:
         return name
@@ -37,6 +39,24 @@ def scaled(key: str, value: float) -> float:
     return 100.0 * value if key != "eval_loss" else value
 
 
+def ratio_to(base: dict | None, s: dict) -> str:
+    return f"{base['bytes_total'] / s['bytes_total']:,.0f}×" if base and s["bytes_total"] else "–"
+
+
+def passes_text(s: dict) -> str:
+    if s.get("forwards") is None:
+        return "–"
+    return f"{s['forwards']:,} / {s['backwards']:,}"
+
+
+def cumulative_minutes(rows: list[dict]) -> list[float]:
+    total, out = 0.0, []
+    for r in rows:
+        total += (r.get("setup_s") or 0.0) + r["wall_s"] + (r.get("eval_s") or 0.0)
+        out.append(total / 60)
+    return out
+
+
 def cumulative_bytes(rows: list[dict]) -> list[int]:
     total, out = 0, []
     for r in rows:
@@ -48,22 +68,23 @@ def cumulative_bytes(rows: list[dict]) -> list[int]:
 def setting_table(runs: list[tuple[str, dict, list[dict]]]) -> list[str]:
     key = metric_key(runs[0][1])
     fedavg = next((s for _, s, _ in runs if s["strategy"] == "fedavg"), None)
+    fedit = next((s for _, s, _ in runs if s["strategy"] == "fedit"), None)
     head = (f"| method | clients (per round) | rounds | zero-shot {METRIC_NAMES[key]} | final {METRIC_NAMES[key]} "
-            "| gain | bytes / client / round (up + down) | total bytes | FedAvg total bytes / this | wall time "
-            "| peak RSS |")
+            "| gain | bytes / client / round (up + down) | total bytes | FedAvg total bytes / this "
+            "| FedIT total bytes / this | training forwards / backwards | wall time | peak RSS |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for _, s, _ in runs:
         zero, final = scaled(key, s["zero_shot"][key]), scaled(key, s["final"][key])
         per = s["bytes_up_per_client_round"] + s["bytes_down_per_client_round"]
-        ratio = f"{fedavg['bytes_total'] / s['bytes_total']:,.0f}×" if fedavg and s["bytes_total"] else "–"
+        ratio, to_fedit = ratio_to(fedavg, s), ratio_to(fedit, s)
         per_text, total_text = fmt_bytes(per), fmt_bytes(s["bytes_total"])
         if not s["bytes_total"]:  # one party trained alone: nothing travelled
-            per_text, total_text, ratio = "– (no communication)", "–", "–"
+            per_text, total_text, ratio, to_fedit = "– (no communication)", "–", "–", "–"
         rss = max([s.get("peak_rss_mib") or 0.0, *s.get("workers_peak_rss_mib", [])])
         lines.append(f"| {method_label(s)} | {s['num_clients']} "
                      f"({s['clients_per_round']}) | {s['rounds']} | {zero:.2f} | **{final:.2f}** | {final - zero:+.2f} "
-                     f"| {per_text} | {total_text} | {ratio} | {s['wall_s'] / 60:.1f} min "
-                     f"| {rss:,.0f} MiB |")
+                     f"| {per_text} | {total_text} | {ratio} | {to_fedit} | {passes_text(s)} "
+                     f"| {s['wall_s'] / 60:.1f} min | {rss:,.0f} MiB |")
     return lines
 
 
@@ -74,17 +95,19 @@ def plot_setting(runs: list[tuple[str, dict, list[dict]]], path: pathlib.Path, t
     import matplotlib.pyplot as plt
 
     key = metric_key(runs[0][1])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for _, s, rows in runs:
-        cum = cumulative_bytes(rows)
-        pts = [(r["round"], max(c, 1), scaled(key, r[key])) for r, c in zip(rows, cum) if key in r]
+        cum, minutes = cumulative_bytes(rows), cumulative_minutes(rows)
+        pts = [(r["round"], max(c, 1), scaled(key, r[key]), m) for r, c, m in zip(rows, cum, minutes) if key in r]
         label = method_label(s)
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
         if s["bytes_total"]:  # a run that sent nothing has no bytes axis
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=label)
+        axes[2].plot([p[3] for p in pts], [p[2] for p in pts], marker="o", label=label)
     axes[0].set_xlabel("round")
     axes[1].set_xlabel("cumulative bytes, all clients, up + down (log)")
     axes[1].set_xscale("log")
+    axes[2].set_xlabel("wall time on 2 CPU cores (minutes)")
     for ax in axes:
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)

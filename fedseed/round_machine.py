@@ -284,6 +284,14 @@ class RoundMachine:
                 f"lower strategy.lr (now {self.cfg.strategy.lr:g}), or bound them with {clip}robust.clip_factor"
                 f"{relative}; the state is the one before the rolled-back round")
 
+    def round_passes(self, closed: ClosedRound) -> tuple[int, int]:
+        """Training forwards and backwards of the round's clients that computed a result: those in it and those
+        whose results were refused or rolled back (their work was done all the same)."""
+        plan, default = closed.plan, self.strategy.steps_per_round()
+        computed = set(closed.reported()) | set(closed.refused)
+        passes = [self.strategy.passes(plan.local_steps(c, default)) for c in computed]
+        return sum(f for f, _ in passes), sum(b for _, b in passes)
+
     def round_bytes(self, closed: ClosedRound) -> tuple[int, int]:
         """Serialized bytes of the round's messages: every reporting client's UpdateRequest up; its round task
         and the round's global update (relayed with its own result left out, or coefficients) down."""
@@ -318,6 +326,7 @@ class RoundMachine:
                 why[str(c)] = reasons.get(c) or ("no result by the deadline" if c in plan.clients else
                                                  "no result before the round was drawn again (short of its quorum)")
         up, down = self.round_bytes(closed)
+        forwards, backwards = self.round_passes(closed)
         accountant = self.private.accountant if self.private is not None else None
         return RoundRecord(
             round=plan.round, clients=len(reported), planned=len(plan.clients), drawn=drawn, reported=reported,
@@ -325,7 +334,7 @@ class RoundMachine:
             train_loss=mean_or_none([r.train_loss for r in results]),
             skipped_steps=int(sum(r.skipped_steps for r in results)), bytes_up=up, bytes_down=down,
             wall_s=round(wall_s, 3), eval_s=closed.eval_s, evals=closed.evals, checksum=closed.checksum,
-            flagged=closed.flagged, rolled_back=closed.rolled_back,
+            flagged=closed.flagged, rolled_back=closed.rolled_back, forwards=forwards, backwards=backwards,
             epsilon=None if accountant is None else round(accountant.epsilon, 6))
 
     def commit(self, closed: ClosedRound, record: RoundRecord) -> None:

@@ -23,6 +23,8 @@ def test_report_table_has_every_method_and_the_fedavg_ratio(tmp_path, capsys):
     base = plain_smoke(tmp_path)
     runs = {}
     for name, extra in {"fedkseed": [], "fedavg": ["--set", "strategy.name=fedavg", "--set", "strategy.lr=0.05"],
+                        "fedit": ["--set", "strategy.name=fedit", "--set", "strategy.lr=0.05",
+                                  "--set", 'adapter.kind="lora"'],
                         "mezo": ["--set", "strategy.name=mezo", "--set", "federation.num_clients=1",
                                  "--set", "federation.clients_per_round=1", "--set", "data.partition=iid"]}.items():
         runs[name] = str(tmp_path / name)
@@ -34,13 +36,18 @@ def test_report_table_has_every_method_and_the_fedavg_ratio(tmp_path, capsys):
     assert main(["report", *runs.values(), "--out", str(out), "--context", str(context)]) == 0
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "method" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["FedKSeed", "FedAvg (first order)", "MeZO (centralized)"]
+    assert [r.split("|")[1].strip() for r in rows] == ["FedKSeed", "FedAvg (first order)",
+                                                       "FedIT (LoRA, first order)", "MeZO (centralized)"]
     summaries = {n: json.loads((tmp_path / n / "summary.json").read_text()) for n in runs}
     ratio = summaries["fedavg"]["bytes_total"] / summaries["fedkseed"]["bytes_total"]
-    assert f"{ratio:,.0f}×" in rows[0] and "| 1×" in rows[1]
+    to_fedit = summaries["fedit"]["bytes_total"] / summaries["fedkseed"]["bytes_total"]
+    assert f"| {ratio:,.0f}× | {to_fedit:,.0f}× |" in rows[0] and "| 1× |" in rows[1] and "| 1× |" in rows[2]
+    # 2 rounds of 3 clients: 4 two-point steps (8 forwards) each for FedKSeed, 4 SGD steps each for FedAvg
+    assert "| 48 / 0 |" in rows[0] and "| 24 / 24 |" in rows[1]
+    assert summaries["fedit"]["adapter"] == "lora rank 8" and "adapter" not in summaries["fedkseed"]
     final = 100 * summaries["fedkseed"]["final"]["eval_accuracy"]
     assert re.search(rf"\*\*{final:.2f}\*\*", rows[0])
-    assert "| – (no communication) | – | – |" in rows[2]  # centralized MeZO exchanges nothing
+    assert "| – (no communication) | – | – | – |" in rows[3]  # centralized MeZO exchanges nothing
     assert (out.parent / "results-reviews-mini.png").stat().st_size > 10_000
     assert text.rstrip().endswith("quoted here")
     assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2

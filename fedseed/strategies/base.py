@@ -258,6 +258,11 @@ class Strategy(ABC):
         """Scalars a client computes in a round (the most steps it can report as skipped)."""
         return self.cfg.local_steps
 
+    def passes(self, steps: int) -> tuple[int, int]:
+        """The forward and backward passes of a client's local work of `steps` steps (evaluation aside): two
+        forwards a two-point zeroth-order step, one forward and one backward a first-order one."""
+        return (steps, steps) if self.first_order else (2 * steps, 0)
+
     def max_payload_bytes(self) -> int:
         """The largest payload a legal result has: steps_per_round() scalars in the run's codec (a simulation may
         give a client fewer local steps, never more). Longer payloads are refused; it sizes the coordinator's

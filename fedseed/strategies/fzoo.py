@@ -45,6 +45,9 @@ class FZOO(FedKSeed):
     def max_payload_bytes(self) -> int:
         return super().max_payload_bytes() * self.cfg.perturbations  # N scalars a local step
 
+    def passes(self, steps: int) -> tuple[int, int]:
+        return (self.cfg.perturbations + 1) * steps, 0  # the unperturbed loss and N one-sided probes a step
+
     def scalars(self, plan: RoundPlan, result: ClientResult) -> np.ndarray:
         g = decode(result.payload, self.cfg.codec)
         expected = plan.local_steps(result.client, self.cfg.local_steps) * self.cfg.perturbations
