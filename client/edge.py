@@ -58,9 +58,9 @@ class EdgeClient(PrivateSubmission):
         self.applied = 0
         self.held: ClientResult | None = None
         self.rows: list[ClientRoundRecord] = []
-        # (round, deadline_ms) of a round attempt whose result the coordinator refused: computed again from the
-        # same state it would be the same result, so the client waits for the next task instead
-        self.refused_task: tuple[int, int] | None = None
+        # (round, starting checksum) of a round whose result the coordinator refused: a result depends only on
+        # the state, the round and the client, so computed again (in any attempt) it would be refused again
+        self.refused_task: tuple[int, bytes] | None = None
 
     # ---- setup -------------------------------------------------------------------------------------------
     def join(self) -> None:
@@ -136,8 +136,8 @@ class EdgeClient(PrivateSubmission):
                 status = "accepted"  # an earlier attempt landed before the connection broke
             elif e.code() in REFUSED:
                 status = f"refused: {e.code().name}: {e.details()}"
-                if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    self.refused_task = (task.round, task.deadline_ms)
+                if e.code() == grpc.StatusCode.INVALID_ARGUMENT and not private:
+                    self.refused_task = (task.round, task.state_checksum)
             else:
                 raise
         # a private round's update always comes as coefficients: there is no own result to hold
@@ -178,8 +178,10 @@ class EdgeClient(PrivateSubmission):
                 if not task.finished.final_checksum and task.finished.final_round == self.applied:
                     continue  # a coordinator without the model: report our checksum, get the agreed one back
                 return self._finish(task.finished)
-            elif kind == "round" and (task.round.round, task.round.deadline_ms) == self.refused_task:
-                time.sleep(max(0.0, min(task.round.deadline_ms / 1000 - time.time(), self.sec.wait_ms / 1000)))
+            elif (kind == "round" and not task.round.HasField("private")
+                  and (task.round.round, task.round.state_checksum) == self.refused_task):
+                # until the round moves on; at least a second, whatever the two clocks say of its deadline
+                time.sleep(min(max(1.0, task.round.deadline_ms / 1000 - time.time()), self.sec.wait_ms / 1000))
             elif kind == "round":
                 up, down = self.session.bytes_up - mark[0], self.session.bytes_down - mark[1]
                 mark = (self.session.bytes_up, self.session.bytes_down)

@@ -79,14 +79,19 @@ class RoundMachine:
         self.private = PrivateRun(cfg, strategy) if cfg.privacy.private else None
         if self.private is not None and log is not None:
             log.set_meta(privacy=self.private.describe())
-        if cfg.strategy.lr_relative:
-            strategy.g_scale = self._g_scale(guard_loss)
+        self.guard_loss = guard_loss
+
+    def resolve_lr(self) -> None:
+        """Under strategy.lr_relative, set the strategy's |g| scale: the one in the log (a resumed run), or
+        measured now. Called once the run's log is checked or started and before its state is restored, so a
+        measurement is made at the base weights."""
+        if self.cfg.strategy.lr_relative:
+            self.strategy.g_scale = self._g_scale(self.guard_loss)
 
     def _g_scale(self, loss: Callable[[], float] | None) -> float:
-        """The median |g| strategy.lr_relative divides lr by: the one in the log (a resumed run), or measured now
-        on the guard examples at the base weights, before any round, and kept in the log."""
         try:
-            return float(self.log.meta("g_scale"))
+            if self.log is not None:
+                return float(self.log.meta("g_scale"))
         except KeyError:
             pass
         if self.state is None or loss is None:
@@ -94,7 +99,8 @@ class RoundMachine:
                              "coordinator holding the model (server.hold_model = true); or set an absolute lr")
         s = self.cfg.strategy
         scale = median_abs_g(self.state, loss, self.cfg.run.seed, s.eps, s.direction)
-        self.log.set_meta(g_scale=scale)
+        if self.log is not None:
+            self.log.set_meta(g_scale=scale)
         print(f"fedseed: strategy.lr_relative: median |g| {scale:.4g} at the base weights ({PROBES} probes), "
               f"so lr = {s.lr:g} / {scale:.4g} = {s.lr / scale:.4g}", file=sys.stderr)
         return scale
@@ -285,10 +291,11 @@ class RoundMachine:
                 f"{relative}; the state is the one before the rolled-back round")
 
     def round_passes(self, closed: ClosedRound) -> tuple[int, int]:
-        """Training forwards and backwards of the round's clients that computed a result: those in it and those
-        whose results were refused or rolled back (their work was done all the same)."""
+        """Training forwards and backwards of the round's results: those in it and those a rollback undid (their
+        work was done all the same). A result refused before the round closed is not counted."""
         plan, default = closed.plan, self.strategy.steps_per_round()
-        computed = set(closed.reported()) | set(closed.refused)
+        undone = {c for c, why in closed.refused.items() if why.startswith("the round was rolled back")}
+        computed = set(closed.reported()) | undone
         passes = [self.strategy.passes(plan.local_steps(c, default)) for c in computed]
         return sum(f for f, _ in passes), sum(b for _, b in passes)
 

@@ -51,6 +51,9 @@ def coordinator_identity(sec: ServerSection) -> str:
 
 
 def validate_server(sec: ServerSection, cfg: Config) -> None:
+    if cfg.strategy.lr_relative and not sec.hold_model:
+        raise ConfigError("config key 'strategy.lr_relative': the lr is set from the model's measured |g|, which "
+                          "needs a coordinator holding the model (server.hold_model = true); or set an absolute lr")
     host, sep, port = sec.address.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"config key 'server.address' must be HOST:PORT, got {sec.address!r}")

@@ -104,10 +104,12 @@ class Coordinator(PrivateRounds, RoundLifecycle):
                                     self.host.base_checksum)
             zero = RoundRecord(round=0, evals=self.host.evaluate(), checksum=self.host.base_checksum)
             self.log.set_meta(round0=zero.to_json())
+            self.machine.resolve_lr()
             records = [zero]
         else:
             check_resumable(self.log, self.cfg, self.host.fingerprint)
             self.run_id = str(self.log.meta("run_id"))
+            self.machine.resolve_lr()  # before the state is restored
             records = restore(self.machine, self.log)
             self.count_unsaved_releases(records[-1].round)
         with open_private(self.out / "metrics.jsonl") as f:  # rebuilt from the log on resume

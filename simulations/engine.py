@@ -142,7 +142,9 @@ def start(out: pathlib.Path, cfg: Config, fed: Federation,
                        checksum=fed.state.checksum(), peak_rss_mib=round(peak_rss_mib(), 1))
     log.set_meta(round0=zero.to_json())
     write_private_text(out / "metrics.jsonl", json.dumps(zero.to_json()) + "\n")
-    return log, RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss, MAX_ROLLBACKS), [zero]
+    machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss, MAX_ROLLBACKS)
+    machine.resolve_lr()
+    return log, machine, [zero]
 
 
 def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, RoundMachine, list[RoundRecord]]:
@@ -151,6 +153,7 @@ def reopen(out: pathlib.Path, cfg: Config, fed: Federation) -> tuple[RoundLog, R
     try:
         check_resumable(log, cfg, fed.state.layout.fingerprint())
         machine = RoundMachine(cfg, fed.strategy, log, fed.state, fed.evaluate, fed.guard_loss, MAX_ROLLBACKS)
+        machine.resolve_lr()  # before the state is restored: a run without a logged scale measures the base
         records = restore(machine, log)
     except BaseException:
         log.close()

@@ -111,10 +111,9 @@ def test_inflated_weight_max_magnitude_client(tmp_path, honest):
     # the round goes on at its deadline without it, and its record says why
     missing = {c: why for rec in off["records"] for c, why in rec.why_dropped.items()}
     assert missing and all(why.startswith("its result was refused: payload refused") for why in missing.values())
-    attempts = {rec.round: rec.attempts for rec in off["records"]}
-    for client in off["clients"]:  # computed again it would be the same result: one try per round attempt
+    for client in off["clients"]:  # computed again, in any attempt, it would be the same result: one try a round
         refused = [row.round for row in client.rows if row.status.startswith("refused")]
-        assert all(refused.count(r) <= attempts[r] for r in refused), (client.index, refused)
+        assert len(refused) == len(set(refused)), (client.index, refused)
 
 
 def test_sign_flipping_client(tmp_path, honest):

@@ -2,6 +2,7 @@
 the base weights -- so a model whose losses move k times as much per unit step gets a k times smaller lr."""
 
 import math
+import pathlib
 
 import pytest
 import torch
@@ -73,3 +74,14 @@ def test_an_absolute_lr_is_what_the_config_says(tmp_path):
 def test_a_strategy_whose_steps_are_not_lr_times_g_refuses_it(name):
     with pytest.raises(ConfigError, match="strategy.lr_relative"):
         load_config(f"simulations/experiments/sentiment_{name}.toml", ["strategy.lr_relative=true"])
+
+
+def test_a_coordinator_without_the_model_refuses_it(tmp_path):
+    from fedseed.server.config import load_server_config
+
+    path = tmp_path / "server.toml"
+    path.write_text(f'extends = "{pathlib.Path(SMOKE).resolve().as_posix()}"\n[server]\nhold_model = false\n')
+    with pytest.raises(ConfigError, match="server.clients"):  # the file's other fault, without lr_relative
+        load_server_config(str(path))
+    with pytest.raises(ConfigError, match="needs a coordinator holding the model"):
+        load_server_config(str(path), ["strategy.lr_relative=true"])
