@@ -4,11 +4,11 @@ heterogeneity knobs on; and an interrupted run resumes from its log to the unint
 import json
 
 import pytest
+from interrupted import run_cut_at_round
 
 from fedseed import federation
 from fedseed.cli import main
 from fedseed.config import load_config
-from fedseed.simulations import engine
 from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
@@ -68,17 +68,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     """FedKSeed-Pro, so its importance statistics must come back from the log too."""
     overrides = ["run.rounds=4", "strategy.name=fedkseed-pro", "model.backend=eager", "model.threads=1"]
     whole = simulate(load_config(SMOKE, overrides), str(tmp_path / "whole"), progress=False)
-    real_round = engine.driver_round
-
-    def crash_at_round_3(machine, fed, backend, r):
-        if r == 3:
-            raise KeyboardInterrupt
-        return real_round(machine, fed, backend, r)
-
-    monkeypatch.setattr(engine, "driver_round", crash_at_round_3)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False)
-    monkeypatch.undo()
+    run_cut_at_round(monkeypatch, load_config(SMOKE, overrides), str(tmp_path / "cut"), 3)
     with pytest.raises(FileExistsError, match="--resume"):
         simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False)
     # resumed on another backend: its workers start from the base weights and catch up from the log

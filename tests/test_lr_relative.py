@@ -7,11 +7,11 @@ import pathlib
 import pytest
 import torch
 from convex import Problem
+from interrupted import run_cut_at_round
 
 from fedseed.config import ConfigError, load_config
 from fedseed.lr_scale import median_abs_g
 from fedseed.roundlog import RoundLog
-from fedseed.simulations import engine
 from fedseed.simulations.engine import simulate
 
 SMOKE = "simulations/smoke.toml"
@@ -48,17 +48,7 @@ def test_a_run_divides_its_lr_by_the_measured_scale_and_keeps_it_on_resume(tmp_p
     assert math.isclose(rel["lr"], 0.02 / rel["median_abs_g"])
     with RoundLog.open_existing(tmp_path / "whole") as log:
         assert log.meta("g_scale") == rel["median_abs_g"]
-    real_round = engine.driver_round
-
-    def crash_at_round_3(machine, fed, backend, r):
-        if r == 3:
-            raise KeyboardInterrupt
-        return real_round(machine, fed, backend, r)
-
-    monkeypatch.setattr(engine, "driver_round", crash_at_round_3)
-    with pytest.raises(KeyboardInterrupt):
-        simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False)
-    monkeypatch.undo()
+    run_cut_at_round(monkeypatch, load_config(SMOKE, overrides), str(tmp_path / "cut"), 3)
     # resumed from round 2's weights: a scale measured there would differ, so the log's is the one used
     resumed = simulate(load_config(SMOKE, overrides), str(tmp_path / "cut"), progress=False, resume=True)
     assert resumed["final_checksum"] == summary["final_checksum"]
