@@ -170,6 +170,10 @@ def check_adapter(cfg: Config) -> None:
                           "set; leave model.trainable empty")
 
 
+LR_RELATIVE_NEEDS_MODEL = ("the lr is set from the model's measured |g|, which needs a coordinator holding the "
+                           "model (server.hold_model = true); or set an absolute lr")
+
+
 def check_lr_relative(cfg: Config) -> None:
     """strategy.lr_relative needs a step lr * g * z along SPSA scalars g."""
     name = cfg.strategy.name

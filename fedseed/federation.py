@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import torch
@@ -148,16 +149,10 @@ def guard_examples(examples: list[Example], n: int) -> list[Example]:
     when the examples have no labels. A held-out set may be ordered by label: the quickstart's first 32 are all
     positive, a loss of 0.044 where the set's is 1.17, which makes the guard's ratio and the |g| scale those of
     the examples the model already gets right."""
-    by_label: dict[object, list[Example]] = {}
+    by_label: dict[int | None, list[Example]] = {}
     for e in examples:
         by_label.setdefault(e.label, []).append(e)
     if None in by_label:
         return examples[:n]
-    queues = [iter(group) for _, group in sorted(by_label.items(), key=lambda kv: kv[0])]
-    out: list[Example] = []
-    while len(out) < min(n, len(examples)):
-        for q in queues:
-            e = next(q, None)
-            if e is not None and len(out) < n:
-                out.append(e)
-    return out
+    in_turn = zip_longest(*(by_label[label] for label in sorted(by_label)))
+    return [e for turn in in_turn for e in turn if e is not None][:n]

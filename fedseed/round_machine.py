@@ -22,7 +22,7 @@ import numpy as np
 
 from fedseed import wire
 from fedseed.compact import LOG_ONLY_ROOM
-from fedseed.config import Config
+from fedseed.config import LR_RELATIVE_NEEDS_MODEL, Config
 from fedseed.directions import MAX_ABS_COEF
 from fedseed.guard import DivergenceGuard
 from fedseed.lr_scale import PROBES, median_abs_g
@@ -52,6 +52,7 @@ class ClosedRound:
     eval_s: float = 0.0
     flagged: str = ""  # why the divergence guard flagged the round (empty: it did not)
     rolled_back: bool = False  # the round's update was undone: the round applies nothing
+    undone: list[int] = field(default_factory=list)  # the clients whose results the rollback undid
     secure: SecureSum | None = None  # a private round: who is in its sum (their results stay unknown)
     private_bytes: tuple[int, int] = (0, 0)  # a private round's bytes up and down (protocol and masked vectors)
 
@@ -89,14 +90,13 @@ class RoundMachine:
             self.strategy.g_scale = self._g_scale(self.guard_loss)
 
     def _g_scale(self, loss: Callable[[], float] | None) -> float:
-        try:
-            if self.log is not None:
+        if self.log is not None:
+            try:
                 return float(self.log.meta("g_scale"))
-        except KeyError:
-            pass
+            except KeyError:
+                pass  # a new run: measured below
         if self.state is None or loss is None:
-            raise ValueError("strategy.lr_relative: the lr is set from the model's measured |g|, which needs a "
-                             "coordinator holding the model (server.hold_model = true); or set an absolute lr")
+            raise ValueError(f"strategy.lr_relative: {LR_RELATIVE_NEEDS_MODEL}")
         s = self.cfg.strategy
         scale = median_abs_g(self.state, loss, self.cfg.run.seed, s.eps, s.direction)
         if self.log is not None:
@@ -275,6 +275,7 @@ class RoundMachine:
         if self.cfg.robust.on_divergence == "stop" or 0 < self.stop_after_rollbacks <= self.guard.rollbacks_in_a_row:
             self.diverged = self._diverged_message(closed.plan, verdict)
         closed.refused |= {c: f"the round was rolled back ({verdict})" for c in closed.reported()}
+        closed.undone = closed.reported()
         closed.results, closed.rolled_back = [], True
         if closed.secure is not None:
             closed.secure = SecureSum([], closed.secure.total, "rolled back")
@@ -294,8 +295,7 @@ class RoundMachine:
         """Training forwards and backwards of the round's results: those in it and those a rollback undid (their
         work was done all the same). A result refused before the round closed is not counted."""
         plan, default = closed.plan, self.strategy.steps_per_round()
-        undone = {c for c, why in closed.refused.items() if why.startswith("the round was rolled back")}
-        computed = set(closed.reported()) | undone
+        computed = set(closed.reported()) | set(closed.undone)
         passes = [self.strategy.passes(plan.local_steps(c, default)) for c in computed]
         return sum(f for f, _ in passes), sum(b for _, b in passes)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from fedseed.config import Config, ConfigError, build_config, fill_section, load_document
+from fedseed.config import LR_RELATIVE_NEEDS_MODEL, Config, ConfigError, build_config, fill_section, load_document
 from fedseed.private import check_private_key
 from fedseed.transport import is_loopback
 
@@ -52,8 +52,7 @@ def coordinator_identity(sec: ServerSection) -> str:
 
 def validate_server(sec: ServerSection, cfg: Config) -> None:
     if cfg.strategy.lr_relative and not sec.hold_model:
-        raise ConfigError("config key 'strategy.lr_relative': the lr is set from the model's measured |g|, which "
-                          "needs a coordinator holding the model (server.hold_model = true); or set an absolute lr")
+        raise ConfigError(f"config key 'strategy.lr_relative': {LR_RELATIVE_NEEDS_MODEL}")
     host, sep, port = sec.address.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"config key 'server.address' must be HOST:PORT, got {sec.address!r}")

@@ -45,6 +45,7 @@ def test_stop_ends_a_diverging_run_saying_what_to_change(tmp_path, capsys):
     assert summary["diverged"] is True and "rolled back" in summary["stopped"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == list(range(3)) and rows[-1]["rolled_back"]
+    assert rows[-1]["forwards"] == rows[1]["forwards"] == 3 * 4 * 2  # an undone round's work was done all the same
     assert rows[-1]["checksum"] == rows[-2]["checksum"] == summary["final_checksum"]  # the state before it
 
 
