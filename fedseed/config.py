@@ -152,6 +152,8 @@ def build_config(doc: dict) -> Config:
         raise ConfigError(f"config key 'federation.sample_fraction' must be in [0, 1], got {fed.sample_fraction}")
     if fed.sample_fraction > 0:
         fed.clients_per_round = max(1, int(fed.num_clients * fed.sample_fraction))
+    if parts["privacy"].private and "clip_factor" not in run_doc.get("robust", {}):
+        parts["robust"].clip_factor = 0.0  # the median clip reads every client's scalars; privacy.clip bounds them
     cfg = Config(**parts)
     validate(cfg)
     return cfg

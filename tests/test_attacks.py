@@ -31,7 +31,7 @@ SETTINGS = ["run.rounds=4", "federation.num_clients=10", "federation.clients_per
             # the wide state's int64 room lets the largest attack through, so what the robust rules stop is what is
             # measured (the compact state's int32 refuses an inflated step by itself: tests/test_robust.py)
             "model.state=wide"]
-OFF = ["robust.weighting=samples", "robust.norm_factor=0", "robust.divergence_factor=0"]
+OFF = ["robust.weighting=samples", "robust.clip_factor=0", "robust.norm_factor=0", "robust.divergence_factor=0"]
 # the clients drawn most often in the four rounds (client 4 is in every round, client 1 in three)
 ATTACKER, ACCOMPLICE = 4, 1
 # One client of four whose vector norm is at most 1.5x the median and whose weight is at most the median claim
@@ -139,7 +139,7 @@ def test_two_colluding_clients(tmp_path, honest):
 def test_rounds_the_guard_rolls_back_apply_nothing_on_every_party(tmp_path):
     """Without the bounds but with the divergence guard, every round the attacker is in is undone: the
     coordinator's state after it is the state before it, and every client follows (none forks)."""
-    run = federation(tmp_path, ["robust.weighting=samples", "robust.norm_factor=0"], "inflate", (ATTACKER,))
+    run = federation(tmp_path, OFF[:3], "inflate", (ATTACKER,))  # the guard on
     records = run["records"]
     assert [r.rolled_back for r in records[1:]] == [True] * 4
     assert all("robust.divergence_factor" in r.flagged and r.reported == [] for r in records[1:])

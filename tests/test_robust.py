@@ -23,6 +23,7 @@ from fedseed.round_machine import RoundMachine
 from fedseed.roundlog import RoundLog
 
 SMOKE = "simulations/smoke.toml"
+OFF = ["robust.weighting=samples", "robust.clip_factor=0", "robust.norm_factor=0"]  # the bounds off, the guard on
 TINY = ["run.rounds=2", "federation.num_clients=4", "federation.clients_per_round=4", "model.backend=eager",
         "model.threads=1"]
 
@@ -44,7 +45,7 @@ def test_weights_a_client_cannot_inflate():
 def test_norm_bound_scales_only_the_client_past_it():
     honest = [contrib(c, [c], [1.0 + 0.1 * c]) for c in range(3)]
     big = contrib(3, [3, 4], [300.0, 400.0])
-    out = combine([*honest, big], RobustSection(norm_factor=1.5))
+    out = combine([*honest, big], RobustSection(norm_factor=1.5, clip_factor=0))  # the norm bound alone
     median = 1.1  # the lower median of the four norms: the big one cannot move it
     assert set(out.scales) == {3} and out.scales[3] == pytest.approx(1.5 * median / 500.0)
     v = dict(zip(out.keys.tolist(), out.values.tolist()))
@@ -60,6 +61,18 @@ def test_clips_absolute_and_relative_to_the_round():
     assert relative.bound == pytest.approx(2.0 * 1.0)  # the lower median of 0.5, 1, 2 and 50
     with pytest.raises(ValueError, match="non-finite"):
         combine([contrib(0, [0], [float("nan")])], RobustSection())
+
+
+def test_default_clip_bounds_one_wild_scalar_and_a_private_run_resolves_it_off():
+    honest = [contrib(c, [2 * c, 2 * c + 1], [1.0 + 0.1 * c, -0.8]) for c in range(3)]
+    wild = contrib(3, [6, 7], [1.2, 1e4])  # one probe across a cliff
+    out = combine([*honest, wild], RobustSection())
+    assert out.bound == pytest.approx(10 * 1.0) and np.abs(out.values).max() <= 10 / 4  # 10 x the lower median
+    assert load_config(SMOKE).robust.clip_factor == 10.0
+    private = load_config("simulations/private.toml")
+    assert private.privacy.private and private.robust.clip_factor == 0.0  # privacy.clip bounds it instead
+    with pytest.raises(ConfigError, match="robust.clip_factor"):
+        load_config("simulations/private.toml", ["robust.clip_factor=10"])
 
 
 def test_coordinate_wise_rules_ignore_a_sign_flipper_on_shared_keys():
@@ -121,7 +134,7 @@ def machine_round(tmp_path, overrides: list[str]):
 
 
 def test_a_diverging_round_is_rolled_back_exactly(tmp_path):
-    fed, log, machine, plan, results = machine_round(tmp_path, ["robust.weighting=samples", "robust.norm_factor=0"])
+    fed, log, machine, plan, results = machine_round(tmp_path, OFF)
     before, bound = fed.state.checksum(), machine.delta_bound
     delta = held_integers(fed.state)
     closed = machine.close(plan, results)
@@ -139,7 +152,7 @@ def test_a_diverging_round_is_rolled_back_exactly(tmp_path):
 
 
 def test_the_compact_state_refuses_an_update_past_int32_and_keeps_the_round(tmp_path):
-    fed, log, machine, plan, results = machine_round(tmp_path, ["robust.weighting=samples", "robust.norm_factor=0"])
+    fed, log, machine, plan, results = machine_round(tmp_path, OFF)
     assert fed.state.format == "compact"
     results[0] = corrupt(results[0], "inflate", fed.strategy, plan.lr)  # steps of 0.99: past int32's room
     closed = machine.close(plan, results)
@@ -149,7 +162,7 @@ def test_the_compact_state_refuses_an_update_past_int32_and_keeps_the_round(tmp_
 
 def test_a_flagged_round_is_kept_when_the_policy_says_flag(tmp_path):
     fed, log, machine, plan, results = machine_round(
-        tmp_path, ["robust.weighting=samples", "robust.norm_factor=0", "robust.on_divergence=flag"])
+        tmp_path, OFF + ["robust.on_divergence=flag"])
     before = fed.state.checksum()
     closed = machine.close(plan, results)
     assert closed.flagged and not closed.rolled_back and closed.checksum != before and len(closed.results) == 4

@@ -104,7 +104,7 @@ function contributions(cfg, res) {
 }
 
 // ---- [robust] ----
-const RDEF = { weighting: 'equal', norm_factor: 1.5, rule: 'mean', clip: 0, clip_factor: 0, outlier_factor: 0, trim_fraction: 0.2, weight_cap: 1.0 };
+const RDEF = { weighting: 'equal', norm_factor: 1.5, rule: 'mean', clip: 0, clip_factor: 10, outlier_factor: 0, trim_fraction: 0.2, weight_cap: 1.0 };
 function weights(claims, robust, strategyName) {
   const rb = { ...RDEF, ...robust };
   for (const c of claims) if (BigInt(c) === 0n) throw new Error('num_samples 0');
