@@ -133,7 +133,9 @@ def write_results(runs: list[str], out: str, context: str | None = None) -> path
         png = target.with_name(f"{target.stem}-{name.split(' ')[0]}.png")
         plot_setting(members, png, name)
         lines += [f"## {name}", "", *setting_table(members), "",
-                  "Runs: " + ", ".join(f"`{m[0]}`" for m in members), "", f"![{name}]({png.name})", ""]
+                  "Runs: " + ", ".join(f"`{m[0]}`" for m in members) + ". A run folder named after a recipe in "
+                  "`simulations/experiments/` is rerun by `fedseed experiments --only <its name>`.", "",
+                  f"![{name}]({png.name})", ""]
     if context:
         lines += [pathlib.Path(context).read_text(encoding="utf-8").rstrip(), ""]
     target.write_text("\n".join(lines), encoding="utf-8")

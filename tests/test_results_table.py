@@ -74,3 +74,21 @@ def test_experiments_run_each_recipe_once(tmp_path, capsys):
     (recipes / "tiny_c.toml").write_text('extends = "_base.toml"\n[strategy]\nlr = "fast"\n')
     assert main(args) == 2  # a bad recipe stops the command before anything runs
     assert "strategy.lr" in capsys.readouterr().err
+
+
+def test_kept_records_are_finished_runs_of_the_listed_recipes():
+    """Every run docs/results.md cites is kept under docs/runs/ and is what its recipe's one command reproduces."""
+    import pathlib
+
+    from fedseed.config import load_config
+    from fedseed.report import load_run
+
+    cited = re.findall(r"`(docs/runs/[^`]+)`", pathlib.Path("docs/results.md").read_text())
+    kept = sorted(p for p in pathlib.Path("docs/runs").glob("*") if p.is_dir())
+    assert sorted(cited) == sorted(set(cited)) and set(cited) <= {str(p) for p in kept}
+    for folder in kept:
+        summary, rows = load_run(str(folder))
+        cfg = load_config(f"simulations/experiments/{folder.name}.toml")
+        assert (summary["strategy"], summary["rounds"], summary["seed"], summary["num_clients"]) == (
+            cfg.strategy.name, cfg.run.rounds, cfg.run.seed, cfg.federation.num_clients), folder
+        assert [r["round"] for r in rows] == list(range(cfg.run.rounds + 1)), folder
