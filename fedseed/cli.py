@@ -35,7 +35,8 @@ def _experiments(args: argparse.Namespace) -> int:
         for path in recipe_paths(folder, args.only):
             print(f"{path.stem}: {describe(path)}")
         return 0
-    runs = run_recipes(folder, pathlib.Path(args.out), args.only, progress=not args.quiet)
+    keep = pathlib.Path(args.keep) if args.keep else None
+    runs = run_recipes(folder, pathlib.Path(args.out), args.only, progress=not args.quiet, keep=keep)
     if args.report:
         from fedseed.results_table import write_results
 
@@ -188,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--only", action="append", metavar="GLOB", help="recipe names to run, e.g. 'sentiment_*'")
     x.add_argument("--out", default="runs/experiments", help="root of the run folders (one per recipe)")
     x.add_argument("--report", metavar="MD", help="then write the results table and plots, e.g. docs/results.md")
+    x.add_argument("--keep", metavar="DIR",
+                   help="copy each finished run's summary.json and metrics.jsonl to DIR/<recipe>, e.g. docs/runs")
     x.add_argument("--list", action="store_true", help="list the recipes and what each takes, run nothing")
     x.add_argument("--quiet", action="store_true", help="no per-round lines")
     x.set_defaults(func=_experiments)

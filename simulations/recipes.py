@@ -2,13 +2,15 @@
 
 A recipe is a run config (usually `extends` a shared `_*.toml` base); its output folder is <out_root>/<name>.
 A finished recipe (summary.json present) is skipped and an interrupted one resumes from its log, so the command
-can be stopped and started again at any point.
+can be stopped and started again at any point. With `keep`, each finished run's record (summary.json and
+metrics.jsonl, the files the results table is built from) is copied to <keep>/<name>, as docs/runs/ keeps them.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -39,10 +41,23 @@ def describe(path: pathlib.Path) -> str:
     return " ".join(lines)
 
 
+RECORD_FILES = ("summary.json", "metrics.jsonl")
+
+
+def keep_record(run: pathlib.Path, keep_root: pathlib.Path) -> pathlib.Path:
+    """Copy a finished run's record files into <keep_root>/<run name> (the round log, often gigabytes, stays)."""
+    dest = keep_root / run.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        shutil.copy2(run / name, dest / name)
+    return dest
+
+
 def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | None = None,
-                progress: bool = True) -> list[pathlib.Path]:
+                progress: bool = True, keep: pathlib.Path | None = None) -> list[pathlib.Path]:
     """Run every selected recipe that has not finished, each in its own `fedseed simulate --resume` process (so
-    its peak memory and wall time are its own); returns the run folders of all selected recipes."""
+    its peak memory and wall time are its own), keeping each finished one's record under `keep` as it ends;
+    returns the run folders of all selected recipes."""
     paths = recipe_paths(folder, only)
     for path in paths:  # every recipe is checked before the first one runs
         load_config(str(path))
@@ -52,6 +67,8 @@ def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | 
         outs.append(out)
         if (out / "summary.json").is_file():
             print(f"[experiments] {path.stem}: finished earlier, kept ({out})", file=sys.stderr, flush=True)
+            if keep is not None:
+                keep_record(out, keep)
             continue
         state = "resuming" if (out / "log.sqlite").is_file() else "starting"
         print(f"[experiments] {path.stem}: {state} -> {out}", file=sys.stderr, flush=True)
@@ -60,4 +77,6 @@ def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | 
         if done.returncode != 0:
             raise RuntimeError(f"recipe {path.stem} stopped with exit status {done.returncode} (its run resumes "
                                "from its log when the command is run again)")
+        if keep is not None:
+            print(f"[experiments] {path.stem}: record kept in {keep_record(out, keep)}", file=sys.stderr, flush=True)
     return outs
