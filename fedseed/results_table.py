@@ -1,10 +1,12 @@
 """docs/results.md from finished runs: per data setting, one row per run (final metric, bytes per client per
 round, total bytes and their ratios to FedAvg and FedIT, training forwards and backwards, wall time, peak memory)
-and plots of the metric against round, cumulative bytes and wall time, one line per run."""
+and plots of the metric against round, cumulative bytes and wall time, one line per run. Runs that differ only in
+their seed share one row (mean ± sample std of the metric, the seeds listed) and one line (the mean curve)."""
 
 from __future__ import annotations
 
 import pathlib
+import statistics
 from collections import defaultdict
 
 from fedseed.report import load_run, metric_key
@@ -65,30 +67,95 @@ def cumulative_bytes(rows: list[dict]) -> list[int]:
     return out
 
 
-def setting_table(runs: list[tuple[str, dict, list[dict]]]) -> list[str]:
+Run = tuple[str, dict, list[dict]]
+
+
+def budget_key(s: dict) -> tuple:
+    """What a run spent and how: runs alike in all of it but the seed are repeats of one experiment."""
+    return (method_label(s), s["rounds"], s["num_clients"], s["clients_per_round"], s.get("forwards"),
+            s.get("backwards"), s["bytes_total"] > 0)
+
+
+def seed_groups(runs: list[Run]) -> list[list[Run]]:
+    """The runs of a setting grouped into repeats (same budget key, distinct seeds), in the order given."""
+    groups: list[list[Run]] = []
+    for run in runs:
+        home = next((g for g in groups if budget_key(g[0][1]) == budget_key(run[1])
+                     and run[1]["seed"] not in {m[1]["seed"] for m in g}), None)
+        if home is None:
+            groups.append([run])
+        else:
+            home.append(run)
+    return groups
+
+
+def group_labels(groups: list[list[Run]]) -> list[str]:
+    """Each group's method label; where a label repeats in a setting, its forwards (or run folder) tell them apart."""
+    labels = [method_label(g[0][1]) for g in groups]
+    out = []
+    for label, g in zip(labels, groups):
+        if labels.count(label) > 1:
+            s = g[0][1]
+            forwards = [h[0][1].get("forwards") for h, other in zip(groups, labels) if other == label]
+            unique = s.get("forwards") is not None and forwards.count(s["forwards"]) == 1
+            label += f", {s['forwards']:,} forwards" if unique else f" ({g[0][0]})"
+        out.append(label)
+    return out
+
+
+def metric_text(key: str, group: list[Run]) -> tuple[str, float]:
+    """The final metric of a group in bold (mean ± sample std over its seeds) and its mean gain over zero-shot."""
+    finals = [scaled(key, s["final"][key]) for _, s, _ in group]
+    gains = [f - scaled(key, s["zero_shot"][key]) for f, (_, s, _) in zip(finals, group)]
+    if len(group) == 1:
+        return f"**{finals[0]:.2f}**", gains[0]
+    return f"**{statistics.fmean(finals):.2f}** ± {statistics.stdev(finals):.2f}", statistics.fmean(gains)
+
+
+def setting_table(runs: list[Run]) -> list[str]:
     key = metric_key(runs[0][1])
     fedavg = next((s for _, s, _ in runs if s["strategy"] == "fedavg"), None)
     fedit = next((s for _, s, _ in runs if s["strategy"] == "fedit"), None)
-    head = (f"| method | clients (per round) | rounds | zero-shot {METRIC_NAMES[key]} | final {METRIC_NAMES[key]} "
-            "| gain | bytes / client / round (up + down) | total bytes | FedAvg total bytes / this "
-            "| FedIT total bytes / this | training forwards / backwards | wall time | peak RSS |")
+    head = (f"| method | seeds | clients (per round) | rounds | zero-shot {METRIC_NAMES[key]} "
+            f"| final {METRIC_NAMES[key]} | gain | bytes / client / round (up + down) | total bytes "
+            "| FedAvg total bytes / this | FedIT total bytes / this | training forwards / backwards | wall time "
+            "| peak RSS |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for _, s, _ in runs:
-        zero, final = scaled(key, s["zero_shot"][key]), scaled(key, s["final"][key])
-        per = s["bytes_up_per_client_round"] + s["bytes_down_per_client_round"]
+    groups = seed_groups(runs)
+    for label, group in zip(group_labels(groups), groups):
+        s = group[0][1]
+        zero = statistics.fmean(scaled(key, m[1]["zero_shot"][key]) for m in group)
+        final, gain = metric_text(key, group)
+        seeds = ", ".join(str(m[1]["seed"]) for m in group)
+        wall = statistics.fmean(m[1]["wall_s"] for m in group)
+        # bytes differ a little between seeds (which clients a round samples): their means
+        per = statistics.fmean(m["bytes_up_per_client_round"] + m["bytes_down_per_client_round"] for _, m, _ in group)
+        s = {**s, "bytes_total": statistics.fmean(m["bytes_total"] for _, m, _ in group)}
         ratio, to_fedit = ratio_to(fedavg, s), ratio_to(fedit, s)
         per_text, total_text = fmt_bytes(per), fmt_bytes(s["bytes_total"])
         if not s["bytes_total"]:  # one party trained alone: nothing travelled
             per_text, total_text, ratio, to_fedit = "– (no communication)", "–", "–", "–"
-        rss = max([s.get("peak_rss_mib") or 0.0, *s.get("workers_peak_rss_mib", [])])
-        lines.append(f"| {method_label(s)} | {s['num_clients']} "
-                     f"({s['clients_per_round']}) | {s['rounds']} | {zero:.2f} | **{final:.2f}** | {final - zero:+.2f} "
-                     f"| {per_text} | {total_text} | {ratio} | {to_fedit} | {passes_text(s)} "
-                     f"| {s['wall_s'] / 60:.1f} min | {rss:,.0f} MiB |")
+        rss = max(max([m.get("peak_rss_mib") or 0.0, *m.get("workers_peak_rss_mib", [])]) for _, m, _ in group)
+        lines.append(f"| {label} | {seeds} | {s['num_clients']} ({s['clients_per_round']}) | {s['rounds']} "
+                     f"| {zero:.2f} | {final} | {gain:+.2f} | {per_text} | {total_text} | {ratio} | {to_fedit} "
+                     f"| {passes_text(s)} | {wall / 60:.1f} min | {rss:,.0f} MiB |")
     return lines
 
 
-def plot_setting(runs: list[tuple[str, dict, list[dict]]], path: pathlib.Path, title: str) -> None:
+def mean_curve(key: str, group: list[Run]) -> list[tuple[int, int, float, float]]:
+    """(round, cumulative bytes, metric, cumulative minutes) at each evaluated round, averaged over the seeds
+    (rounds every seed evaluated)."""
+    per_run = []
+    for _, _, rows in group:
+        cum, minutes = cumulative_bytes(rows), cumulative_minutes(rows)
+        per_run.append({r["round"]: (max(c, 1), scaled(key, r[key]), m)
+                        for r, c, m in zip(rows, cum, minutes) if key in r})
+    rounds = sorted(set.intersection(*(set(p) for p in per_run)))
+    return [(rnd, round(statistics.fmean(p[rnd][0] for p in per_run)), statistics.fmean(p[rnd][1] for p in per_run),
+             statistics.fmean(p[rnd][2] for p in per_run)) for rnd in rounds]
+
+
+def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,10 +163,11 @@ def plot_setting(runs: list[tuple[str, dict, list[dict]]], path: pathlib.Path, t
 
     key = metric_key(runs[0][1])
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for _, s, rows in runs:
-        cum, minutes = cumulative_bytes(rows), cumulative_minutes(rows)
-        pts = [(r["round"], max(c, 1), scaled(key, r[key]), m) for r, c, m in zip(rows, cum, minutes) if key in r]
-        label = method_label(s)
+    groups = seed_groups(runs)
+    for label, group in zip(group_labels(groups), groups):
+        s, pts = group[0][1], mean_curve(key, group)
+        if len(group) > 1:
+            label += f" (mean of {len(group)} seeds)"
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
         if s["bytes_total"]:  # a run that sent nothing has no bytes axis
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=label)
@@ -122,7 +190,7 @@ def write_results(runs: list[str], out: str, context: str | None = None) -> path
     """Write the markdown table(s) and one PNG per data setting next to `out`; returns the markdown path."""
     target = pathlib.Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[tuple[str, dict, list[dict]]]] = defaultdict(list)
+    groups: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
         summary, rows = load_run(run)
         groups[f"{summary['data']} on {summary['model']}"].append((run, summary, rows))

@@ -5,6 +5,7 @@ import json
 import pathlib
 import re
 import shutil
+import statistics
 
 from fedseed.cli import main
 from fedseed.config import load_config
@@ -69,10 +70,19 @@ def test_experiments_run_each_recipe_once(tmp_path, capsys):
     assert (tmp_path / "runs" / "tiny_a" / "summary.json").is_file()
     assert not (tmp_path / "runs" / "tiny_b").exists()
     capsys.readouterr()
-    assert main([*args, "--report", str(tmp_path / "results.md")]) == 0
+    kept = tmp_path / "kept"
+    assert main([*args, "--report", str(tmp_path / "results.md"), "--keep", str(kept)]) == 0
     err = capsys.readouterr().err
     assert "tiny_a: finished earlier, kept" in err and "tiny_b: starting" in err
-    assert (tmp_path / "results.md").read_text().count("| FedKSeed |") == 2
+    for name in ("tiny_a", "tiny_b"):  # the record files are copied, the round log stays with the run
+        assert sorted(p.name for p in (kept / name).iterdir()) == ["metrics.jsonl", "summary.json"]
+        assert (kept / name / "summary.json").read_bytes() == (tmp_path / "runs" / name / "summary.json").read_bytes()
+    # the two recipes differ only in their seed: one row, the mean ± sample std of their final accuracies
+    finals = [100 * json.loads((kept / n / "summary.json").read_text())["final"]["eval_accuracy"]
+              for n in ("tiny_a", "tiny_b")]
+    rows = [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| FedKSeed |")]
+    assert len(rows) == 1 and "| 0, 1 |" in rows[0]
+    assert f"**{statistics.fmean(finals):.2f}** ± {statistics.stdev(finals):.2f}" in rows[0]
     assert main([*args, "--only", "nothing*"]) == 2
     (recipes / "tiny_c.toml").write_text('extends = "_base.toml"\n[strategy]\nlr = "fast"\n')
     assert main(args) == 2  # a bad recipe stops the command before anything runs
@@ -90,3 +100,16 @@ def test_kept_records_are_finished_runs_of_the_listed_recipes():
         assert (summary["strategy"], summary["rounds"], summary["seed"], summary["num_clients"]) == (
             cfg.strategy.name, cfg.run.rounds, cfg.run.seed, cfg.federation.num_clients), folder
         assert [r["round"] for r in rows] == list(range(cfg.run.rounds + 1)), folder
+
+
+def test_runs_of_one_method_at_two_budgets_are_told_apart_by_their_forwards():
+    from fedseed.results_table import group_labels, seed_groups
+
+    def run(name: str, seed: int, forwards: int) -> tuple[str, dict, list]:
+        return (name, {"strategy": "fedkseed", "seed": seed, "rounds": 20, "num_clients": 20, "clients_per_round": 4,
+                       "forwards": forwards, "backwards": 0, "bytes_total": 9000 + seed}, [])
+
+    runs = [run("short", 0, 480), run("long", 0, 4000), run("long_seed1", 1, 4000), run("again", 0, 4000)]
+    groups = seed_groups(runs)
+    assert [[m[0] for m in g] for g in groups] == [["short"], ["long", "long_seed1"], ["again"]]
+    assert group_labels(groups) == ["FedKSeed, 480 forwards", "FedKSeed (long)", "FedKSeed (again)"]
