@@ -42,7 +42,10 @@ def scaled(key: str, value: float) -> float:
 
 
 def ratio_to(base: dict | None, s: dict) -> str:
-    return f"{base['bytes_total'] / s['bytes_total']:,.0f}×" if base and s["bytes_total"] else "–"
+    if not (base and s["bytes_total"]):
+        return "–"
+    r = base["bytes_total"] / s["bytes_total"]
+    return f"{r:,.0f}×" if r >= 1 else f"1/{1 / r:,.0f}×"  # a run sending more than the base: FedAvg against FedIT
 
 
 def passes_text(s: dict) -> str:
@@ -162,16 +165,19 @@ def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     key = metric_key(runs[0][1])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
     groups = seed_groups(runs)
-    for label, group in zip(group_labels(groups), groups):
+    palette = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
+    for i, (label, group) in enumerate(zip(group_labels(groups), groups)):
         s, pts = group[0][1], mean_curve(key, group)
         if len(group) > 1:
             label += f" (mean of {len(group)} seeds)"
-        axes[0].plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
-        if s["bytes_total"]:  # a run that sent nothing has no bytes axis
-            axes[1].plot([p[1] for p in pts], [p[2] for p in pts], marker="o", label=label)
-        axes[2].plot([p[3] for p in pts], [p[2] for p in pts], marker="o", label=label)
+        # one colour per run on every panel, though a run that sent nothing is absent from the bytes panel
+        style = {"marker": "o", "label": label, "color": palette[i % len(palette)]}
+        axes[0].plot([p[0] for p in pts], [p[2] for p in pts], **style)
+        if s["bytes_total"]:
+            axes[1].plot([p[1] for p in pts], [p[2] for p in pts], **style)
+        axes[2].plot([p[3] for p in pts], [p[2] for p in pts], **style)
     axes[0].set_xlabel("round")
     axes[1].set_xlabel("cumulative bytes, all clients, up + down (log)")
     axes[1].set_xscale("log")
@@ -179,9 +185,10 @@ def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
     for ax in axes:
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.045 * ((len(labels) + 4) // 5) + 0.02, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -46,6 +46,8 @@ def test_report_table_has_every_method_and_the_fedavg_ratio(tmp_path, capsys):
     ratio = summaries["fedavg"]["bytes_total"] / summaries["fedkseed"]["bytes_total"]
     to_fedit = summaries["fedit"]["bytes_total"] / summaries["fedkseed"]["bytes_total"]
     assert f"| {ratio:,.0f}× | {to_fedit:,.0f}× |" in rows[0] and "| 1× |" in rows[1] and "| 1× |" in rows[2]
+    fedavg_to_fedit = summaries["fedavg"]["bytes_total"] / summaries["fedit"]["bytes_total"]
+    assert f"| 1× | 1/{fedavg_to_fedit:,.0f}× |" in rows[1]  # FedAvg sends more than FedIT: not "0×"
     # 2 rounds of 3 clients: 4 two-point steps (8 forwards) each for FedKSeed, 4 SGD steps each for FedAvg
     assert "| 48 / 0 |" in rows[0] and "| 24 / 24 |" in rows[1]
     assert summaries["fedit"]["adapter"] == "lora rank 8" and "adapter" not in summaries["fedkseed"]
