@@ -115,3 +115,20 @@ def test_runs_of_one_method_at_two_budgets_are_told_apart_by_their_forwards():
     groups = seed_groups(runs)
     assert [[m[0] for m in g] for g in groups] == [["short"], ["long", "long_seed1"], ["again"]]
     assert group_labels(groups) == ["FedKSeed, 480 forwards", "FedKSeed (long)", "FedKSeed (again)"]
+
+
+# final metrics docs/simulation.md ("What the runs show") quotes, by the record they are read from
+QUOTED_FINALS = {"sentiment_fedkseed": "72.0%", "sentiment_fedkseed_pro": "74.0%", "sentiment_onebyte": "70.3%",
+                 "sentiment_fzoo": "72.0%", "sentiment_mezo": "73.0%", "sentiment_fedavg": "84.3%",
+                 "sentiment_fedit": "84.0%", "sentiment_ferret": "77.7%", "sentiment_fedkseed_lora": "54.3%",
+                 "sentiment_fedkseed_long": "74.7%", "tasks_fedkseed": "20.3", "tasks_fedavg": "32.3",
+                 "tasks_fedit": "33.6", "tasks_fedkseed_long": "25.7%"}
+
+
+def test_the_figures_the_docs_quote_are_the_kept_records():
+    section = pathlib.Path("docs/simulation.md").read_text().split("## What the runs show")[1]
+    for name, quoted in QUOTED_FINALS.items():
+        final = load_run(f"docs/runs/{name}")[0]["final"]
+        value = 100 * (final.get("eval_accuracy") or final["eval_rougeL"])
+        assert f"{value:.1f}" == quoted.rstrip("%"), (name, value, quoted)
+        assert quoted in section, (name, quoted)
