@@ -53,3 +53,19 @@ def test_quickstart_pipeline_one_round(tmp_path):
     assert (tmp_path / "curves.png").exists()
     rel = summary["lr_relative"]  # SmolLM2's median |g| at the quickstart's settings is some tens
     assert rel["relative"] == cfg.strategy.lr and 5 < rel["median_abs_g"] < 500
+
+
+def test_the_quickstart_on_another_architecture_takes_steps_of_its_own_scale(tmp_path):
+    """Only model.name changed (Gemma 3 270M: another architecture, a 262k vocabulary, a |g| some ten times
+    SmolLM2's): the relative lr measures Gemma's own scale and the rounds neither diverge nor roll back."""
+    cfg = load_config(QUICKSTART, ['model.name="gemma3-270m"', "run.rounds=1", "federation.clients_per_round=2",
+                                   "strategy.local_steps=1", "data.eval_size=32", "robust.guard_examples=8",
+                                   "eval.every=1"])
+    summary = simulate(cfg, str(tmp_path), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert summary["model"] == "gemma3-270m" and summary["rounds"] == 1
+    rel = summary["lr_relative"]
+    assert rel["median_abs_g"] > 100  # SmolLM2's is some tens at these settings (the test above)
+    assert rel["lr"] * rel["median_abs_g"] == pytest.approx(cfg.strategy.lr)  # the same step size lr * |g|
+    assert not any(r["flagged"] or r["rolled_back"] for r in rows)
+    assert all(r["eval_loss"] < 1.5 * rows[0]["eval_loss"] for r in rows[1:])
