@@ -123,7 +123,7 @@ QUOTED_FINALS = {"sentiment_fedkseed": "72.0%", "sentiment_fedkseed_pro": "74.0%
                  "sentiment_fedit": "84.0%", "sentiment_ferret": "77.7%", "sentiment_fedkseed_lora": "54.3%",
                  "sentiment_fedkseed_long": "74.7%", "tasks_fedkseed": "20.3", "tasks_fedavg": "32.3",
                  "tasks_fedit": "33.6", "tasks_fedkseed_long": "25.7%",
-                 "sentiment_fedkseed_long_seed1": "80.0%"}
+                 "sentiment_fedkseed_long_seed1": "80.0%", "sentiment_onebyte_long": "74.0%"}
 
 
 def test_the_figures_the_docs_quote_are_the_kept_records():
