@@ -167,13 +167,14 @@ def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
     key = metric_key(runs[0][1])
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
     groups = seed_groups(runs)
-    palette = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20").colors
+    palette = plt.get_cmap("tab10").colors
     for i, (label, group) in enumerate(zip(group_labels(groups), groups)):
         s, pts = group[0][1], mean_curve(key, group)
         if len(group) > 1:
             label += f" (mean of {len(group)} seeds)"
         # one colour per run on every panel, though a run that sent nothing is absent from the bytes panel
-        style = {"marker": "o", "label": label, "color": palette[i % len(palette)]}
+        style = {"marker": "os^"[i // 10 % 3], "linestyle": "-:"[i // 10 % 2], "label": label,
+                 "color": palette[i % len(palette)]}  # past ten runs, the colours come back in another style
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], **style)
         if s["bytes_total"]:
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], **style)
