@@ -172,9 +172,11 @@ def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
         s, pts = group[0][1], mean_curve(key, group)
         if len(group) > 1:
             label += f" (mean of {len(group)} seeds)"
-        # one colour per run on every panel, though a run that sent nothing is absent from the bytes panel
-        style = {"marker": "os^"[i // 10 % 3], "linestyle": "-:"[i // 10 % 2], "label": label,
-                 "color": palette[i % len(palette)]}  # past ten runs, the colours come back in another style
+        # one colour per run on every panel (a run that sent nothing is absent from the bytes panel); past ten
+        # runs the colours come back dotted, with square markers
+        again = i >= len(palette)
+        style = {"marker": "s" if again else "o", "linestyle": ":" if again else "-", "label": label,
+                 "color": palette[i % len(palette)]}
         axes[0].plot([p[0] for p in pts], [p[2] for p in pts], **style)
         if s["bytes_total"]:
             axes[1].plot([p[1] for p in pts], [p[2] for p in pts], **style)
@@ -187,9 +189,10 @@ def plot_setting(runs: list[Run], path: pathlib.Path, title: str) -> None:
         ax.set_ylabel(METRIC_NAMES[key])
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    columns = min(len(labels), 5)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.045 * ((len(labels) + 4) // 5) + 0.02, 1, 1))
+    fig.tight_layout(rect=(0, 0.045 * -(-len(labels) // columns) + 0.02, 1, 1))  # room for the legend's rows
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
