@@ -11,8 +11,10 @@ from __future__ import annotations
 import fnmatch
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 from fedseed.config import load_config
 
@@ -53,6 +55,22 @@ def keep_record(run: pathlib.Path, keep_root: pathlib.Path) -> pathlib.Path:
     return dest
 
 
+def run_child(cmd: list[str]) -> int:
+    """Run one recipe's process to its end. A SIGTERM to this process is passed on to it, so stopping the command
+    stops its run too instead of leaving it computing for hours unwatched (Ctrl-C reaches both already)."""
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    on_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate()) if on_main else None
+    try:
+        return child.wait()
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:  # this process is leaving for another reason (an exception, KeyboardInterrupt)
+            child.terminate()
+            child.wait()
+
+
 def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | None = None,
                 progress: bool = True, keep: pathlib.Path | None = None) -> list[pathlib.Path]:
     """Run every selected recipe that has not finished, each in its own `fedseed simulate --resume` process (so
@@ -73,9 +91,9 @@ def run_recipes(folder: pathlib.Path, out_root: pathlib.Path, only: list[str] | 
         state = "resuming" if (out / "log.sqlite").is_file() else "starting"
         print(f"[experiments] {path.stem}: {state} -> {out}", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", "fedseed.cli", "simulate", str(path), "--out", str(out), "--resume"]
-        done = subprocess.run(cmd + ([] if progress else ["--quiet"]), stdout=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise RuntimeError(f"recipe {path.stem} stopped with exit status {done.returncode} (its run resumes "
+        code = run_child(cmd + ([] if progress else ["--quiet"]))
+        if code != 0:
+            raise RuntimeError(f"recipe {path.stem} stopped with exit status {code} (its run resumes "
                                "from its log when the command is run again)")
         if keep is not None:
             print(f"[experiments] {path.stem}: record kept in {keep_record(out, keep)}", file=sys.stderr, flush=True)

@@ -2,10 +2,15 @@
 and `fedseed experiments` runs recipes once, resuming or skipping what exists."""
 
 import json
+import os
 import pathlib
 import re
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 
 from fedseed.cli import main
 from fedseed.config import load_config
@@ -89,6 +94,46 @@ def test_experiments_run_each_recipe_once(tmp_path, capsys):
     (recipes / "tiny_c.toml").write_text('extends = "_base.toml"\n[strategy]\nlr = "fast"\n')
     assert main(args) == 2  # a bad recipe stops the command before anything runs
     assert "strategy.lr" in capsys.readouterr().err
+
+
+def processes_running(marker: str) -> list[int]:
+    """Pids of the live processes whose command line names `marker` (read from /proc: Linux)."""
+    pids = []
+    for proc in pathlib.Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in proc.joinpath("cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(proc.name))
+        except OSError:  # it ended while being read
+            continue
+    return pids
+
+
+def test_stopping_the_command_stops_the_run_it_started(tmp_path):
+    """A SIGTERM to `fedseed experiments` reaches the recipe's own simulate process: none is left computing."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    shutil.copy(SMOKE, recipes / "_base.toml")
+    (recipes / "endless.toml").write_text('extends = "_base.toml"\n[run]\nrounds = 100000\n')
+    out = tmp_path / "runs"
+    parent = subprocess.Popen([sys.executable, "-m", "fedseed.cli", "experiments", "--dir", str(recipes),
+                               "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    marker = str(out / "endless")
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "endless" / "log.sqlite").exists():  # the run has started computing
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert len([pid for pid in processes_running(marker) if pid != parent.pid]) == 1
+        parent.send_signal(signal.SIGTERM)
+        _, err = parent.communicate(timeout=60)
+        assert parent.returncode == 1 and "recipe endless stopped with exit status -15" in err
+        deadline = time.monotonic() + 30
+        while processes_running(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_running(marker) == []
+    finally:  # a failure leaves nothing computing either
+        for pid in processes_running(marker):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_kept_records_are_finished_runs_of_the_listed_recipes():
