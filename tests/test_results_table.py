@@ -127,10 +127,7 @@ def test_stopping_the_command_stops_the_run_it_started(tmp_path):
         parent.send_signal(signal.SIGTERM)
         _, err = parent.communicate(timeout=60)
         assert parent.returncode == 1 and "recipe endless stopped with exit status -15" in err
-        deadline = time.monotonic() + 30
-        while processes_running(marker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert processes_running(marker) == []
+        assert processes_running(marker) == []  # the command waited for its run to end before it exited
     finally:  # a failure leaves nothing computing either
         for pid in processes_running(marker):
             os.kill(pid, signal.SIGKILL)
